@@ -161,7 +161,7 @@ class RunResult:
     heralds: list                 # (cycle, outcome)
     decisions: list               # (cycle, pattern) for every decided attempt
     recal_starts: list            # cycles at which recal rose
-    recal_ends: list              # cycles at which recal fell (the attempt that resumed)
+    recal_ends: list              # cycles at which recal fell (resumed attempt, or run end + 1)
     records: list                 # Records produced, in order (including later dropped ones)
     counters: dict = field(default_factory=dict)
 
@@ -307,6 +307,10 @@ class HeraldCoreModel:
             return counts, firsts
 
         def finish(end, reason, extra_records=()):
+            if mode == "rise" and result.recal_starts and \
+                    len(result.recal_ends) < len(result.recal_starts) and \
+                    result.recal_starts[-1] <= end:
+                result.recal_ends.append(end + 1)      # recal falls with running
             take_clicks(end + 1)
             result.end_cycle, result.reason = end, reason
             counters["attempts"] = len(result.attempts)

@@ -210,9 +210,12 @@ def random_scenario(params, rng, *, n_runs=4, attempts_per_run=200, click_rate=N
         ready_toggles.append(u)
         level = not level
     if backpressure > 0:
+        # Blocked stretches of ~100 cycles, covering a `backpressure` fraction of time.
+        mean_low = 100.0
+        mean_high = mean_low * (1 - backpressure) / backpressure
         level, u = True, 0
         while u < n_cycles:
-            u += int(rng.geometric(backpressure if level else 0.3))
+            u += int(rng.geometric(1 / mean_high if level else 1 / mean_low))
             if ev_toggles and ev_toggles[-1] >= u:
                 u = ev_toggles[-1] + 1
             ev_toggles.append(u)

@@ -26,7 +26,16 @@ def setup_verilator_env(env=None) -> dict:
     path = env.get("PATH", "")
     if path.split(os.pathsep)[0] != bin_dir:
         env["PATH"] = bin_dir + os.pathsep + path
+    # The wheel's verilated.mk leaves the precompiled-header include flag empty, so the
+    # header would be passed to the compiler as an input file; a command-line variable
+    # (which MAKEFLAGS carries into every make) restores it.
+    flags = env.get("MAKEFLAGS", "")
+    if _PCH_FIX not in flags:
+        env["MAKEFLAGS"] = (flags + " " + _PCH_FIX).strip()
     return env
+
+
+_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
 
 
 def build_root() -> Path:

