@@ -1,0 +1,158 @@
+"""Register bank: the map of :mod:`heraldry.gateware.regmap` as storage, strobes and a
+read multiplexer behind a simple word bus."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .regmap import (CONTROL_SNAPSHOT, CONTROL_START, CONTROL_STOP, LINK_FIELDS,
+                     STATUS_FIELDS, WORD_BITS, Access, RegisterMap)
+
+__all__ = ["BusSignature", "RegisterBank", "status_layout", "link_layout", "ADDR_WIDTH"]
+
+#: Word-address width of the bus and of request frames (two address bytes).
+ADDR_WIDTH = 16
+
+
+class BusSignature(wiring.Signature):
+    """Word bus, initiator's view.
+
+    ``addr`` selects a word; ``w_stb`` writes ``w_data`` to it; ``r_stb`` reads it and
+    ``r_data`` holds the word from the next cycle on (until the next ``r_stb``).
+    """
+
+    def __init__(self):
+        super().__init__({
+            "addr": Out(ADDR_WIDTH),
+            "r_stb": Out(1),
+            "r_data": In(WORD_BITS),
+            "w_stb": Out(1),
+            "w_data": Out(WORD_BITS),
+        })
+
+
+def status_layout(params):
+    """Live status the SoC feeds the bank: :data:`STATUS_FIELDS` plus the cycle counters."""
+    fields = {name: width for name, (width, _) in STATUS_FIELDS.items()}
+    fields["cycle"] = params.count_width
+    fields["start_cycle"] = params.count_width
+    return data.StructLayout(fields)
+
+
+def link_layout():
+    return data.StructLayout({name: WORD_BITS for name in LINK_FIELDS})
+
+
+def _resolve(view, path):
+    for key in path:
+        view = view[key] if isinstance(key, int) else getattr(view, key)
+    return view
+
+
+def _value(view):
+    return view.as_value() if hasattr(view, "as_value") else view
+
+
+class RegisterBank(wiring.Component):
+    """Control/status registers generated from a :class:`RegisterMap`.
+
+    Parameters
+    ----------
+    regmap : RegisterMap
+
+    Attributes
+    ----------
+    bus : In(BusSignature())
+        Word bus from the protocol engine.
+    config : Out(config_layout)
+        The configuration shadow registers. The core samples them in the cycle a run starts,
+        which is what makes a configuration take effect atomically.
+    table : Out(table_port_layout)
+        Decision-table write strobe; one cycle per written entry.
+    start, stop : Out(1)
+        Strobes from the ``control`` register.
+    counters : In(counters_layout)
+        The core's live counters; latched by the SNAPSHOT strobe.
+    status : In(status_layout)
+        Live status; ``cycle`` and ``start_cycle`` are latched with the counters.
+    link : In(link_layout)
+        Link statistics, read live (each fits one word, so a read is never torn).
+    """
+
+    def __init__(self, regmap: RegisterMap):
+        self.regmap = regmap
+        p = regmap.soc.core
+        super().__init__({
+            "bus": In(BusSignature()),
+            "config": Out(p.config_layout()),
+            "table": Out(p.table_port_layout()),
+            "start": Out(1),
+            "stop": Out(1),
+            "counters": In(p.counters_layout()),
+            "status": In(status_layout(p)),
+            "link": In(link_layout()),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        regmap = self.regmap
+        p = regmap.soc.core
+        bus = self.bus
+
+        # Snapshot copies: one latch of everything so that a burst read is consistent.
+        snap_counters = Signal(p.counters_layout())
+        snap_status = Signal(status_layout(p))
+        snapshot = Signal()
+        with m.If(snapshot):
+            m.d.sync += [snap_counters.eq(self.counters), snap_status.eq(self.status)]
+
+        def source(reg):
+            if reg.access is Access.SNAPSHOT:
+                view = {"counters": snap_counters, "status": snap_status}[reg.port]
+                return _value(_resolve(view, reg.path))
+            if reg.access is Access.CONST:
+                return None
+            view = {"config": self.config, "status": self.status, "link": self.link}[reg.port]
+            return _value(_resolve(view, reg.path))
+
+        # -- reads: registered, one cycle ---------------------------------------------------
+        with m.If(bus.r_stb):
+            with m.Switch(bus.addr):
+                for reg in regmap:
+                    if not reg.access.readable:
+                        continue
+                    if reg.access is Access.CONST:
+                        with m.Case(reg.addr):
+                            m.d.sync += bus.r_data.eq(reg.reset)
+                        continue
+                    value = source(reg)
+                    for word in range(reg.words):
+                        with m.Case(reg.addr + word):
+                            m.d.sync += bus.r_data.eq(
+                                value[word * WORD_BITS:(word + 1) * WORD_BITS])
+                with m.Default():
+                    m.d.sync += bus.r_data.eq(0)
+
+        # -- writes -------------------------------------------------------------------------
+        control = regmap["control"]
+        table = regmap["table"]
+        with m.If(bus.w_stb):
+            with m.Switch(bus.addr):
+                with m.Case(control.addr):
+                    m.d.comb += [
+                        self.start.eq((bus.w_data & CONTROL_START) != 0),
+                        self.stop.eq((bus.w_data & CONTROL_STOP) != 0),
+                        snapshot.eq((bus.w_data & CONTROL_SNAPSHOT) != 0),
+                    ]
+                for reg in regmap:
+                    if reg.access is Access.RW:
+                        with m.Case(reg.addr):
+                            target = _resolve(self.config, reg.path)
+                            m.d.sync += target.eq(bus.w_data[:reg.width])
+            with m.If((bus.addr >= table.addr) & (bus.addr < table.addr + table.count)):
+                m.d.comb += [
+                    self.table.addr.eq(bus.addr - table.addr),
+                    self.table.data.eq(bus.w_data),
+                    self.table.en.eq(1),
+                ]
+        return m

@@ -1,0 +1,133 @@
+"""Register map and register bank, in Amaranth's simulator."""
+
+import pytest
+from amaranth.sim import Simulator
+
+from heraldry.gateware.layouts import CoreParameters
+from heraldry.gateware.regbank import RegisterBank
+from heraldry.gateware.regmap import (CONTROL_SNAPSHOT, CONTROL_START, CONTROL_STOP,
+                                      ID_WORDS, MAGIC, PROTOCOL_VERSION, Access, RegisterMap,
+                                      SocParameters)
+
+
+def test_map_is_derived_from_parameters():
+    soc = SocParameters(core=CoreParameters(n_channels=4, n_windows=1, n_outputs=2),
+                        clk_freq=48_000_000)
+    regmap = RegisterMap(soc)
+    # Identification block at fixed addresses, whatever the parameters.
+    assert regmap["id.magic"].addr == 0 and regmap["id.magic"].reset == MAGIC
+    assert regmap["id.protocol_version"].reset == PROTOCOL_VERSION
+    assert regmap["id.clk_freq"].reset == 48_000_000
+    assert regmap["id.n_channels"].reset == 4
+    assert regmap["id.table_depth"].reset == 1 << 8
+    assert regmap["id.map_hash"].reset == regmap.hash
+    assert regmap["control"].addr == ID_WORDS
+    # One register per scalar of the config layout, all RW, contiguous.
+    config = regmap.group("config.")
+    assert [r.name for r in config[:3]] == ["config.period", "config.windows.0.start",
+                                            "config.windows.0.length"]
+    assert all(r.access is Access.RW and r.words == 1 for r in config)
+    first, n = regmap.span("config.")
+    assert n == len(config) == 1 + 1 * 2 + 2 * 2 + 1 + 1 + 3 + 1
+    # 48-bit counters are two-word snapshots.
+    attempts = regmap["counters.attempts"]
+    assert attempts.access is Access.SNAPSHOT and attempts.words == 2
+    assert regmap["counters.multi_clicks.0.3"].width == 48
+    table = regmap["table"]
+    assert table.count == 1 << 8 and table.addr + table.words == regmap.size
+    # Addresses never overlap.
+    words = sorted(a for r in regmap for a in range(r.addr, r.addr + r.words))
+    assert words == list(range(regmap.size))
+
+
+def test_map_hash_changes_with_structure():
+    a = RegisterMap(SocParameters())
+    b = RegisterMap(SocParameters(core=CoreParameters(n_outputs=3)))
+    c = RegisterMap(SocParameters(clk_freq=50_000_000))
+    assert a.hash != b.hash
+    assert a.hash == c.hash        # the clock is a value in the map, not its structure
+
+
+def run_bank(regmap, bench):
+    dut = RegisterBank(regmap)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    async def testbench(ctx):
+        await bench(ctx, dut)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+async def write(ctx, dut, addr, value):
+    ctx.set(dut.bus.addr, addr)
+    ctx.set(dut.bus.w_data, value)
+    ctx.set(dut.bus.w_stb, 1)
+    await ctx.tick()
+    ctx.set(dut.bus.w_stb, 0)
+
+
+async def read(ctx, dut, addr):
+    ctx.set(dut.bus.addr, addr)
+    ctx.set(dut.bus.r_stb, 1)
+    await ctx.tick()
+    ctx.set(dut.bus.r_stb, 0)
+    return ctx.get(dut.bus.r_data)
+
+
+def test_bank_config_table_control_snapshot():
+    regmap = RegisterMap(SocParameters())
+    seen = {}
+
+    async def bench(ctx, dut):
+        assert await read(ctx, dut, 0) == MAGIC
+        assert await read(ctx, dut, regmap["id.n_windows"].addr) == 2
+        # Configuration registers drive the config port and read back.
+        await write(ctx, dut, regmap["config.period"].addr, 1234)
+        await write(ctx, dut, regmap["config.windows.1.length"].addr, 0x1_0007)  # 16 bits
+        await write(ctx, dut, regmap["config.timeout"].addr, 0xDEADBEEF)
+        assert ctx.get(dut.config.period) == 1234
+        assert ctx.get(dut.config.windows[1].length) == 7
+        assert ctx.get(dut.config.timeout) == 0xDEADBEEF
+        assert await read(ctx, dut, regmap["config.windows.1.length"].addr) == 7
+        # Table writes are one-cycle strobes with the entry's index.
+        ctx.set(dut.bus.addr, regmap["table"].addr + 201)
+        ctx.set(dut.bus.w_data, 3)
+        ctx.set(dut.bus.w_stb, 1)
+        assert (ctx.get(dut.table.en), ctx.get(dut.table.addr), ctx.get(dut.table.data)) \
+            == (1, 201, 3)
+        await ctx.tick()
+        ctx.set(dut.bus.w_stb, 0)
+        assert ctx.get(dut.table.en) == 0
+        # Control strobes.
+        ctx.set(dut.bus.addr, regmap["control"].addr)
+        ctx.set(dut.bus.w_data, CONTROL_START | CONTROL_STOP)
+        ctx.set(dut.bus.w_stb, 1)
+        assert (ctx.get(dut.start), ctx.get(dut.stop)) == (1, 1)
+        await ctx.tick()
+        ctx.set(dut.bus.w_stb, 0)
+        assert (ctx.get(dut.start), ctx.get(dut.stop)) == (0, 0)
+        # Snapshot: counters latched, later changes invisible until the next snapshot.
+        attempts = (1 << 47) | 0x1234_5678_9
+        ctx.set(dut.counters.attempts, attempts)
+        ctx.set(dut.status.start_cycle, 77)
+        await write(ctx, dut, regmap["control"].addr, CONTROL_SNAPSHOT)
+        ctx.set(dut.counters.attempts, 5)
+        addr = regmap["counters.attempts"].addr
+        lo, hi = await read(ctx, dut, addr), await read(ctx, dut, addr + 1)
+        seen["attempts"] = lo | hi << 32
+        seen["start"] = await read(ctx, dut, regmap["snapshot.start_cycle"].addr)
+        # Write-only and unmapped addresses read 0; read-only ones ignore writes.
+        assert await read(ctx, dut, regmap["table"].addr) == 0
+        assert await read(ctx, dut, regmap.size + 5) == 0
+        await write(ctx, dut, regmap["id.magic"].addr, 0)
+        assert await read(ctx, dut, 0) == MAGIC
+
+    run_bank(regmap, bench)
+    assert seen == {"attempts": (1 << 47) | 0x1234_5678_9, "start": 77}
+
+
+@pytest.mark.parametrize("bad", [dict(max_burst=0), dict(max_burst=256),
+                                 dict(max_records_per_frame=300), dict(clk_freq=0)])
+def test_soc_parameters_rejected(bad):
+    with pytest.raises(ValueError):
+        SocParameters(**bad)
