@@ -170,3 +170,27 @@ class CoreParameters:
             "data": self.outcome_width,
             "en": 1,
         })
+
+
+def flatten_layout(layout, prefix=(), offset=0):
+    """Every leaf field of a (nested) layout as ``(path, offset, width)``, in bit order.
+
+    ``path`` is a tuple of field names and array indices. Used for fast packing in Python
+    and for the host's vectorised decoder, so neither restates the layout.
+    """
+    if isinstance(layout, data.StructLayout):
+        for name, field in layout:
+            yield from flatten_layout(field.shape, prefix + (name,), offset + field.offset)
+    elif isinstance(layout, data.ArrayLayout):
+        elem = layout.elem_shape
+        size = data.Layout.cast(elem).size if isinstance(elem, data.Layout) else \
+            _shape_width(elem)
+        for index in range(layout.length):
+            yield from flatten_layout(elem, prefix + (index,), offset + index * size)
+    else:
+        yield prefix, offset, _shape_width(layout)
+
+
+def _shape_width(shape):
+    from amaranth.hdl import Shape
+    return Shape.cast(shape).width

@@ -26,8 +26,8 @@ Semantics (mirrors the README's timing contract)
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
-from ..gateware.layouts import (CLASS_MANY, CLASS_NONE, CLASS_ONE, HERALD_LATENCY,
-                                CoreParameters, Reason, RecordKind)
+from ..gateware.layouts import (CLASS_MANY, CLASS_NONE, HERALD_LATENCY, CoreParameters,
+                                Reason, RecordKind, flatten_layout)
 
 __all__ = ["CoreConfig", "Record", "RunResult", "Trace", "HeraldCoreModel",
            "last_window_offset"]
@@ -88,22 +88,50 @@ class Record:
     cells: tuple
 
     def pack(self, params: CoreParameters) -> int:
-        nc = params.n_channels
-        value = {
-            "seq": self.seq, "kind": self.kind, "reason": self.reason, "outcome": self.outcome,
-            "attempt": self.attempt, "start": self.start,
-            "cells": [[{"cls": self.cells[w * nc + c][0], "first": self.cells[w * nc + c][1]}
-                       for c in range(nc)] for w in range(params.n_windows)],
-        }
-        return params.record_layout().const(value).as_value().value
+        """The record's bits as the gateware lays them out (``record_layout``)."""
+        return _RecordCodec.get(params).pack(self)
 
     @classmethod
     def unpack(cls, params: CoreParameters, bits: int) -> "Record":
-        view = params.record_layout().from_bits(bits)
-        cells = tuple((view.cells[w][c].cls, view.cells[w][c].first)
-                      for w in range(params.n_windows) for c in range(params.n_channels))
-        return cls(view.seq, view.kind, view.reason, view.outcome, view.attempt, view.start,
-                   cells)
+        return _RecordCodec.get(params).unpack(bits)
+
+
+class _RecordCodec:
+    """Packs records with field offsets taken from ``record_layout`` (fast: plain shifts)."""
+
+    _cache = {}
+
+    @classmethod
+    def get(cls, params):
+        if params not in cls._cache:
+            cls._cache[params] = cls(params)
+        return cls._cache[params]
+
+    def __init__(self, params):
+        fields = {path: (offset, width)
+                  for path, offset, width in flatten_layout(params.record_layout())}
+        self.scalars = [(name,) + fields[(name,)]
+                        for name in ("seq", "kind", "reason", "outcome", "attempt", "start")]
+        self.cells = [(fields[("cells", w, c, "cls")], fields[("cells", w, c, "first")])
+                      for w in range(params.n_windows) for c in range(params.n_channels)]
+
+    def pack(self, record):
+        bits = 0
+        for name, offset, _ in self.scalars:
+            value = getattr(record, name)
+            bits |= getattr(value, "value", value) << offset
+        for ((cls_offset, _), (first_offset, _)), (cls, first) in zip(self.cells,
+                                                                       record.cells):
+            bits |= (cls << cls_offset) | (first << first_offset)
+        return bits
+
+    def unpack(self, bits):
+        values = {name: (bits >> offset) & ((1 << width) - 1)
+                  for name, offset, width in self.scalars}
+        cells = tuple(((bits >> co) & ((1 << cw) - 1), (bits >> fo) & ((1 << fw) - 1))
+                      for (co, cw), (fo, fw) in self.cells)
+        return Record(values["seq"], RecordKind(values["kind"]), Reason(values["reason"]),
+                      values["outcome"], values["attempt"], values["start"], cells)
 
 
 class Trace:
@@ -206,8 +234,12 @@ class HeraldCoreModel:
     def _produce(self, cycle, records):
         """Records produced in ``cycle``; returns how many were dropped."""
         self._advance_queue(cycle)
-        pop = bool(self.queue) and self.events_ready.level(cycle)
-        space = self.QUEUE_DEPTH - len(self.queue) + pop
+        # Only a record queued before this cycle can leave in it; a record pushed now is
+        # offered from the next cycle on.
+        if self.queue and self.events_ready.level(cycle):
+            self.transferred.append((cycle, self.queue.pop(0)))
+        self.queue_time = cycle + 1
+        space = self.QUEUE_DEPTH - len(self.queue)
         dropped = 0
         for record in records:
             self.produced.append(record)

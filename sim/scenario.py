@@ -59,11 +59,7 @@ class Observed:
 
 def table_at(scenario, cycle):
     """The decision table as a run starting in ``cycle`` sees it."""
-    table = [0] * scenario.params.table_depth
-    for t, addr, value in scenario.table_writes:
-        if t <= cycle:
-            table[addr] = value
-    return table
+    return table_at_writes(scenario.params, scenario.table_writes, cycle)
 
 
 def expect(scenario) -> Observed:
@@ -71,7 +67,11 @@ def expect(scenario) -> Observed:
     model = HeraldCoreModel(scenario.params, scenario.events_ready)
     expected = Observed()
     clicks = sorted(scenario.clicks)
+    previous_end = -1
     for spec in scenario.runs:
+        if spec.start <= previous_end:
+            raise ValueError(f"a run starts in cycle {spec.start}, while the previous one runs "
+                             f"until cycle {previous_end}: the core would ignore that start")
         result = model.run(spec.config, table_at(scenario, spec.start), spec.start,
                            clicks, scenario.ready, spec.stop)
         expected.attempts += result.attempts
@@ -80,6 +80,7 @@ def expect(scenario) -> Observed:
         expected.recal_rises += result.recal_starts
         expected.recal_falls += result.recal_ends
         expected.counters.append(result.counters)
+        previous_end = result.end_cycle
     expected.records = [r for _, r in model.drain(scenario.n_cycles)]
     return expected
 
@@ -133,20 +134,32 @@ def counters_to_dict(params, bits):
     }
 
 
-def random_scenario(params, rng, *, n_runs=4, attempts_per_run=200, click_rate=None,
+def random_scenario(params, rng, *, n_runs=4, attempts_per_run=200, click_rate=0.08,
                     backpressure=0.0, ready_duty=0.9):
     """A random but legal scenario: random windows, outputs, holdoff, table, ready trace,
-    clicks and back-pressure, with every end condition represented across runs.
+    clicks and back-pressure, cycling through every end condition.
 
-    The host's invariants hold: e + L < period and output stops <= period.
+    Runs follow each other closely: each run's end is found with the golden model (the end
+    does not depend on back-pressure), and the next starts a few cycles later. The host's
+    invariants hold: e + L < period and output stops <= period.
     """
     nc, nw = params.n_channels, params.n_windows
-    runs, table_writes, clicks = [], [], []
-    ready_toggles, ev_toggles = [], []
-    # Pre-run table, one write per cycle.
+    runs, table_writes, clicks, ready_toggles = [], [], [], []
+    write_cycles = set()
+
+    def write(cycle, addr, value):
+        if cycle not in write_cycles:          # one write per cycle on the port
+            write_cycles.add(cycle)
+            table_writes.append((cycle, addr, value))
+
     for addr in range(params.table_depth):
         if rng.random() < 0.3:
-            table_writes.append((1 + addr, addr, int(rng.integers(1, params.n_outcomes + 1))))
+            write(1 + addr, addr, int(rng.integers(1, params.n_outcomes + 1)))
+    ready = Trace((), True)
+    ready.toggles = ready_toggles              # extended in place as runs are generated
+    ready_level, ready_horizon = True, 0
+    click_horizon = 0
+    probe = HeraldCoreModel(params)
     t = params.table_depth + 5
     for run_index in range(n_runs):
         period = int(rng.integers(8, 40))
@@ -158,13 +171,10 @@ def random_scenario(params, rng, *, n_runs=4, attempts_per_run=200, click_rate=N
             start = int(rng.integers(0, period - 6))
             length = int(rng.integers(1, min(12, period - 2 - start - 1) + 1))
             windows.append((start, length))
-        e = last_window_offset(windows)
-        assert e + 2 < period
         outputs = []
         for _ in range(params.n_outputs):
             a = int(rng.integers(0, period))
-            b = int(rng.integers(a, period + 1))
-            outputs.append((a, b))
+            outputs.append((a, int(rng.integers(a, period + 1))))
         kind = run_index % 4
         timeout = max_attempts = 0
         stop_on_herald = False
@@ -180,35 +190,45 @@ def random_scenario(params, rng, *, n_runs=4, attempts_per_run=200, click_rate=N
             timeout = span
         else:
             stop = t + int(rng.integers(span // 4, span // 2))
+        horizon = t + (span * 4 if kind == 1 else span) + 2
         config = CoreConfig(
             period=period, windows=tuple(windows), outputs=tuple(outputs),
             holdoff=int(rng.integers(0, 12)), stop_on_herald=stop_on_herald,
             max_attempts=max_attempts, timeout=timeout,
             batch=int(rng.integers(1, 60)) if rng.random() < 0.4 else 0,
             diagnostic=bool(rng.random() < 0.5))
+        # Ready: mostly high with short low gaps; its rising edges end batches.
+        while ready_horizon < horizon and ready_duty < 1:
+            mean = 20 / (1 - ready_duty) if ready_level else 20
+            ready_horizon += int(rng.geometric(1 / mean)) + 1
+            ready_toggles.append(ready_horizon)
+            ready_level = not ready_level
+        # Clicks: per channel, edges at least 2 cycles apart (the input falls in between).
+        first = max(t + 1, click_horizon + 2)
+        run_clicks = []
+        for c in range(nc):
+            n = rng.binomial(max(horizon - first, 0), click_rate)
+            cycles = np.unique(rng.integers(first, horizon, size=n))
+            cycles = cycles[np.concatenate(([True], np.diff(cycles) >= 2))] if n else cycles
+            run_clicks += [(int(x), c) for x in cycles]
+        run_clicks.sort()
+        result = probe.run(config, table_at_writes(params, table_writes, t), t, run_clicks,
+                           ready, stop)
+        end = result.end_cycle
+        run_clicks = [(x, c) for x, c in run_clicks if x <= end + 1]
+        clicks += run_clicks
+        click_horizon = max([x for x, _ in run_clicks], default=click_horizon)
         runs.append(RunSpec(t, config, stop))
-        # Table writes during the run (must not affect it) and before the next one.
+        next_start = end + int(rng.integers(2, 20))
+        # Table writes during the run (must not affect it) and before the next start.
         for _ in range(int(rng.integers(0, 6))):
-            table_writes.append((t + int(rng.integers(0, span)),
-                                 int(rng.integers(0, params.table_depth)),
-                                 int(rng.integers(0, params.n_outcomes + 1))))
-        end = t + (span * 4 if kind == 1 else span) + 10
-        t = end + int(rng.integers(2, 20))
+            write(int(rng.integers(t, next_start + 1)), int(rng.integers(0, params.table_depth)),
+                  int(rng.integers(0, params.n_outcomes + 1)))
+        t = next_start
     n_cycles = t + 10
-    # Clicks: per channel, edges at least 2 cycles apart (the input must fall in between).
-    rate = click_rate if click_rate is not None else 0.08
-    for c in range(nc):
-        n = rng.binomial(n_cycles, rate)
-        cycles = np.unique(rng.integers(1, n_cycles, size=n))
-        cycles = cycles[np.concatenate(([True], np.diff(cycles) >= 2))]
-        clicks += [(int(x), c) for x in cycles]
-    clicks.sort()
-    # Ready: mostly high, with random low gaps; rising edges end batches.
-    level, u = True, 0
-    while u < n_cycles and ready_duty < 1:
-        u += int(rng.geometric((1 - ready_duty) / 20 if level else 1 / 20)) + 1
-        ready_toggles.append(u)
-        level = not level
+    del ready_toggles[next((i for i, x in enumerate(ready_toggles) if x >= n_cycles),
+                           len(ready_toggles)):]
+    ev_toggles = []
     if backpressure > 0:
         # Blocked stretches of ~100 cycles, covering a `backpressure` fraction of time.
         mean_low = 100.0
@@ -216,17 +236,18 @@ def random_scenario(params, rng, *, n_runs=4, attempts_per_run=200, click_rate=N
         level, u = True, 0
         while u < n_cycles:
             u += int(rng.geometric(1 / mean_high if level else 1 / mean_low))
-            if ev_toggles and ev_toggles[-1] >= u:
-                u = ev_toggles[-1] + 1
             ev_toggles.append(u)
             level = not level
-    table_writes.sort()
-    dedup = {}
-    for w in table_writes:
-        dedup.setdefault(w[0], w)          # one write per cycle
-    return Scenario(params, runs, sorted(dedup.values()), clicks,
-                    Trace(ready_toggles, True),
+    return Scenario(params, runs, sorted(table_writes), clicks, Trace(ready_toggles, True),
                     Trace(ev_toggles, True), n_cycles)
+
+
+def table_at_writes(params, writes, cycle):
+    table = [0] * params.table_depth
+    for t, addr, value in writes:
+        if t <= cycle:
+            table[addr] = value
+    return table
 
 
 __all__ += ["table_at", "counters_to_dict", "Record", "Reason"]

@@ -1,7 +1,8 @@
 """Verilog of the herald core for Verilator, with port names that are legal identifiers.
 
-``config`` and ``table`` are Verilog keywords, so the simulation top renames them; every
-other port keeps the core's name (``events__payload`` and so on).
+``config`` and ``table`` are Verilog keywords, so the simulation top renames them, and the
+``events`` stream becomes ``events_valid``, ``events_ready`` and ``events_payload``; every other
+port keeps the core's name.
 """
 
 import hashlib
@@ -9,7 +10,7 @@ import hashlib
 from amaranth.back import verilog
 from amaranth.hdl import Module
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 
 from ..gateware.core import HeraldCore
 from ..gateware.layouts import CoreParameters
@@ -18,8 +19,8 @@ __all__ = ["CoreSimTop", "core_verilog"]
 
 
 class CoreSimTop(wiring.Component):
-    """:class:`HeraldCore` with ``config`` -> ``cfg`` and ``table`` -> ``table_addr``,
-    ``table_data``, ``table_en``."""
+    """:class:`HeraldCore` with ``config`` -> ``cfg``, ``table`` -> ``table_addr``,
+    ``table_data``, ``table_en`` and ``events`` -> ``events_valid/ready/payload``."""
 
     def __init__(self, params: CoreParameters):
         self.core = HeraldCore(params=params)
@@ -27,6 +28,11 @@ class CoreSimTop(wiring.Component):
         config = members.pop("config")
         members.pop("table")
         members["cfg"] = config
+        # Verilator mangles double underscores in C++ names, so the stream is flattened.
+        members.pop("events")
+        members["events_valid"] = Out(1)
+        members["events_ready"] = In(1)
+        members["events_payload"] = Out(params.record_layout())
         members["table_addr"] = In(params.table_addr_width)
         members["table_data"] = In(params.outcome_width)
         members["table_en"] = In(1)
@@ -36,18 +42,20 @@ class CoreSimTop(wiring.Component):
         m = Module()
         m.submodules.core = core = self.core
         m.d.comb += [
+            self.events_valid.eq(core.events.valid),
+            core.events.ready.eq(self.events_ready),
+            self.events_payload.eq(core.events.payload),
             core.config.eq(self.cfg),
             core.table.addr.eq(self.table_addr),
             core.table.data.eq(self.table_data),
             core.table.en.eq(self.table_en),
         ]
         for name, member in self.signature.members.items():
-            if name in ("cfg", "table_addr", "table_data", "table_en"):
+            if name in ("cfg", "table_addr", "table_data", "table_en", "events_valid",
+                        "events_ready", "events_payload"):
                 continue
             mine, theirs = getattr(self, name), getattr(core, name)
-            if member.is_signature:
-                wiring.connect(m, wiring.flipped(mine), theirs)
-            elif member.flow == In:
+            if member.flow == In:
                 m.d.comb += theirs.eq(mine)
             else:
                 m.d.comb += mine.eq(theirs)

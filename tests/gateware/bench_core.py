@@ -39,7 +39,7 @@ class CoreBench:
     async def reset(self):
         dut = self.dut
         for name in ("start", "stop", "ready", "clicks", "table_en", "table_addr",
-                     "table_data", "events__ready", "cfg"):
+                     "table_data", "events_ready", "cfg"):
             getattr(dut, name).value = 0
         dut.rst.value = 1
         await ClockCycles(dut.clk, 3)
@@ -66,7 +66,7 @@ class CoreBench:
             if "ready" in changes:
                 dut.ready.value = changes["ready"]
             if "events_ready" in changes:
-                dut.events__ready.value = changes["events_ready"]
+                dut.events_ready.value = changes["events_ready"]
             for name in ("start", "stop"):
                 if name in changes:
                     getattr(dut, name).value = 1
@@ -80,8 +80,8 @@ class CoreBench:
             monitor.sample(
                 t, int(dut.attempt.value), int(dut.herald.value), int(dut.outcome.value),
                 int(dut.done.value), int(dut.reason.value), int(dut.recal.value),
-                int(dut.events__valid.value), int(dut.events__ready.value),
-                lambda: dut.events__payload.value.to_unsigned(),
+                int(dut.events_valid.value), int(dut.events_ready.value),
+                lambda: dut.events_payload.value.to_unsigned(),
                 lambda: dut.counters.value.to_unsigned())
             if trace_levels:
                 self.levels.append((int(dut.attempt.value), int(dut.gate.value),
@@ -168,7 +168,7 @@ async def period_exact_over_1e5_attempts(dut):
     n, period = 100_000, 5
     config = CoreConfig(period=period, windows=((0, 1),), max_attempts=n)
     dut.ready.value = 1
-    dut.events__ready.value = 1
+    dut.events_ready.value = 1
     dut.cfg.value = config.pack(PARAMS)
     await RisingEdge(dut.clk)                    # cycle 1
     dut.start.value = 1                          # start strobe in cycle 1
