@@ -1,0 +1,393 @@
+"""Framed byte protocol: constants shared with the host, and the gateware protocol engine.
+
+Frame format (both directions)::
+
+    SYNC  TYPE  LEN_LO LEN_HI  PAYLOAD[LEN]  CRC_LO CRC_HI
+
+``SYNC`` is 0xA5. The CRC is CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF,
+no reflection, no final xor) over ``TYPE .. PAYLOAD`` and is sent little-endian; on the host
+it is :func:`binascii.crc_hqx` with initial value 0xFFFF. Multi-byte fields are little-endian.
+
+Requests (host to device), one at a time; ``TAG`` is echoed in the response:
+
+============  =====  ==========================================  ===========================
+request       type   payload                                     response
+============  =====  ==========================================  ===========================
+READ          0x01   TAG ADDR[2] COUNT (1 .. max_burst words)     READ_DATA
+WRITE         0x02   TAG ADDR[2] WORD[4] x n (1 .. max_burst)     WRITE_ACK
+============  =====  ==========================================  ===========================
+
+Start, stop and snapshot are writes of the ``control`` register; the decision table is a
+burst write to the ``table`` region.
+
+Device to host:
+
+============  =====  ==========================================
+READ_DATA     0x81   TAG ADDR[2] WORD[4] x COUNT
+WRITE_ACK     0x82   TAG ADDR[2] COUNT
+ERROR         0x8F   TAG CODE (:class:`ErrorCode`); TAG is 0 for BAD_TYPE and BAD_LENGTH
+EVENTS        0x90   N RECORD[record_bytes] x N (1 .. max_records_per_frame)
+============  =====  ==========================================
+
+Event frames are sent whenever the event FIFO holds records and no response is waiting;
+they interleave with responses at frame boundaries. A record is the bits of
+``CoreParameters.record_layout()``, little-endian, in ``ceil(size / 8)`` bytes.
+
+Receiver rules (device): bytes are ignored until a SYNC; a bad type or length is answered
+with an ERROR at once and the receiver hunts for the next SYNC; a write is buffered whole
+and applied only after its CRC and every address in it have been checked, so a corrupted
+or invalid request is never partly applied.
+"""
+
+import binascii
+import enum
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .regbank import ADDR_WIDTH, BusSignature
+from .regmap import WORD_BITS, RegisterMap
+
+__all__ = ["SYNC", "FrameType", "ErrorCode", "crc16", "CRC_INIT", "CRC_POLY",
+           "ProtocolEngine", "engine_stats_layout", "FRAME_OVERHEAD"]
+
+SYNC = 0xA5
+CRC_INIT = 0xFFFF
+CRC_POLY = 0x1021
+#: Bytes of a frame besides its payload: SYNC, TYPE, LEN[2], CRC[2].
+FRAME_OVERHEAD = 6
+
+
+class FrameType(enum.IntEnum):
+    READ = 0x01
+    WRITE = 0x02
+    READ_DATA = 0x81
+    WRITE_ACK = 0x82
+    ERROR = 0x8F
+    EVENTS = 0x90
+
+
+class ErrorCode(enum.IntEnum):
+    #: The frame's CRC did not match.
+    BAD_CRC = 1
+    #: Unknown request type.
+    BAD_TYPE = 2
+    #: Length not valid for the request type (or a burst longer than max_burst).
+    BAD_LENGTH = 3
+    #: A read beyond the map or a write to a register that is not writable.
+    BAD_ADDRESS = 4
+
+
+def crc16(data: bytes, crc=CRC_INIT) -> int:
+    """The frame CRC of ``data`` (CRC-16/CCITT-FALSE)."""
+    return binascii.crc_hqx(data, crc)
+
+
+def _crc16_update(crc, byte):
+    """One byte of CRC-16/CCITT-FALSE, MSB first, as an Amaranth expression."""
+    for i in range(8):
+        feedback = crc[15] ^ byte[7 - i]
+        crc = Cat(Const(0, 1), crc[:15]) ^ Mux(feedback, CRC_POLY, 0)
+        crc = crc[:16]
+    return crc
+
+
+def engine_stats_layout():
+    return data.StructLayout({name: WORD_BITS for name in (
+        "rx_frames", "rx_crc_errors", "rx_errors", "tx_event_frames", "tx_records")})
+
+
+class ProtocolEngine(wiring.Component):
+    """Parses request frames, executes them on the register bus, and frames responses and
+    event records onto one byte stream.
+
+    Parameters
+    ----------
+    regmap : RegisterMap
+
+    Attributes
+    ----------
+    rx : In(stream.Signature(8))
+        Bytes from the host.
+    tx : Out(stream.Signature(8))
+        Bytes to the host.
+    bus : Out(BusSignature())
+        To the register bank.
+    events : In(stream.Signature(record_layout))
+        Records from the event FIFO.
+    event_level : In(range(fifo_depth + 1))
+        Records in the event FIFO; an event frame carries ``min(event_level, K)`` records.
+    stats : Out(engine_stats_layout())
+        Frame counters (wrapping).
+    """
+
+    def __init__(self, regmap: RegisterMap):
+        self.regmap = regmap
+        soc = regmap.soc
+        super().__init__({
+            "rx": In(stream.Signature(8)),
+            "tx": Out(stream.Signature(8)),
+            "bus": Out(BusSignature()),
+            "events": In(stream.Signature(soc.core.record_layout())),
+            "event_level": In(range(soc.fifo_depth + 1)),
+            "stats": Out(engine_stats_layout()),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        soc = self.regmap.soc
+        regmap = self.regmap
+        max_burst = soc.max_burst
+        rb = soc.record_bytes
+        rec_bits = soc.core.record_layout().size
+        stats = self.stats
+        rx, tx, bus = self.rx, self.tx, self.bus
+
+        # -- response handed from the receiver to the transmitter ---------------------------
+        resp_req = Signal()          # receiver waits while high
+        resp_done = Signal()         # transmitter finished the response frame
+        resp_type = Signal(8)
+        resp_hdr = Signal(data.ArrayLayout(8, 4))
+        resp_hdr_len = Signal(range(5))
+        resp_n = Signal(8)           # words to read from the bus (READ_DATA)
+
+        # -- receiver -------------------------------------------------------------------------
+        byte = rx.payload
+        take = Signal()
+        m.d.comb += take.eq(rx.valid & rx.ready)
+        rcrc = Signal(16)
+        rcrc_next = _crc16_update(rcrc, byte)
+        rtype = Signal(8)
+        rlen = Signal(16)
+        idx = Signal(16)
+        tag = Signal(8)
+        addr = Signal(ADDR_WIDTH)
+        count = Signal(8)
+        word = Signal(WORD_BITS)
+        crc_lo = Signal(8)
+        bad_addr = Signal()
+        widx = Signal(range(max_burst + 1))
+        n_words = Signal(range(max_burst + 1))
+
+        buffer = Memory(shape=WORD_BITS, depth=max_burst, init=[])
+        m.submodules.write_buffer = buffer
+        buf_w = buffer.write_port()
+        buf_r = buffer.read_port()
+
+        writable = regmap.ranges(lambda r: r.access.writable)
+        word_addr = Signal(ADDR_WIDTH + 1)
+        m.d.comb += word_addr.eq(addr + ((idx - 3) >> 2))
+        addr_writable = Signal()
+        m.d.comb += addr_writable.eq(
+            Cat(*[(word_addr >= lo) & (word_addr < hi) for lo, hi in writable]).any())
+
+        def respond(type_, hdr, n=0):
+            m.d.sync += [resp_req.eq(1), resp_type.eq(type_), resp_hdr_len.eq(len(hdr)),
+                         resp_n.eq(n)]
+            m.d.sync += [resp_hdr[i].eq(v) for i, v in enumerate(hdr)]
+            m.next = "RESPOND"
+
+        def error(code, tag_value):
+            respond(FrameType.ERROR, [tag_value, code])
+
+        with m.FSM(name="rx_fsm"):
+            with m.State("HUNT"):
+                m.d.comb += rx.ready.eq(1)
+                with m.If(take & (byte == SYNC)):
+                    m.d.sync += rcrc.eq(CRC_INIT)
+                    m.next = "TYPE"
+            with m.State("TYPE"):
+                m.d.comb += rx.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += [rtype.eq(byte), rcrc.eq(rcrc_next)]
+                    m.next = "LEN0"
+            with m.State("LEN0"):
+                m.d.comb += rx.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += [rlen[:8].eq(byte), rcrc.eq(rcrc_next)]
+                    m.next = "LEN1"
+            with m.State("LEN1"):
+                m.d.comb += rx.ready.eq(1)
+                length = Cat(rlen[:8], byte)
+                with m.If(take):
+                    m.d.sync += [rlen.eq(length), rcrc.eq(rcrc_next), idx.eq(0),
+                                 bad_addr.eq(0)]
+                    with m.If(rtype == FrameType.READ):
+                        with m.If(length == 4):
+                            m.next = "PAYLOAD"
+                        with m.Else():
+                            m.d.sync += stats.rx_errors.eq(stats.rx_errors + 1)
+                            error(ErrorCode.BAD_LENGTH, 0)
+                    with m.Elif(rtype == FrameType.WRITE):
+                        with m.If((length >= 7) & (length <= 3 + 4 * max_burst)
+                                  & (length[:2] == 3)):
+                            m.next = "PAYLOAD"
+                        with m.Else():
+                            m.d.sync += stats.rx_errors.eq(stats.rx_errors + 1)
+                            error(ErrorCode.BAD_LENGTH, 0)
+                    with m.Else():
+                        m.d.sync += stats.rx_errors.eq(stats.rx_errors + 1)
+                        error(ErrorCode.BAD_TYPE, 0)
+            with m.State("PAYLOAD"):
+                m.d.comb += rx.ready.eq(1)
+                word_next = Cat(word[8:], byte)
+                m.d.comb += [buf_w.addr.eq((idx - 3) >> 2), buf_w.data.eq(word_next)]
+                with m.If(take):
+                    m.d.sync += [rcrc.eq(rcrc_next), idx.eq(idx + 1)]
+                    with m.Switch(idx):
+                        with m.Case(0):
+                            m.d.sync += tag.eq(byte)
+                        with m.Case(1):
+                            m.d.sync += addr[:8].eq(byte)
+                        with m.Case(2):
+                            m.d.sync += addr[8:].eq(byte)
+                        with m.Default():
+                            m.d.sync += [count.eq(byte), word.eq(word_next)]
+                            # Last byte of a word: buffer it and check its address.
+                            with m.If((rtype == FrameType.WRITE) & ((idx - 3)[:2] == 3)):
+                                m.d.comb += buf_w.en.eq(1)
+                                with m.If(~addr_writable):
+                                    m.d.sync += bad_addr.eq(1)
+                    with m.If(idx == rlen - 1):
+                        m.next = "CRC0"
+            with m.State("CRC0"):
+                m.d.comb += rx.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += crc_lo.eq(byte)
+                    m.next = "CRC1"
+            with m.State("CRC1"):
+                m.d.comb += rx.ready.eq(1)
+                with m.If(take):
+                    with m.If(Cat(crc_lo, byte) != rcrc):
+                        m.d.sync += stats.rx_crc_errors.eq(stats.rx_crc_errors + 1)
+                        error(ErrorCode.BAD_CRC, tag)
+                    with m.Elif(rtype == FrameType.READ):
+                        with m.If((count == 0) | (count > max_burst)
+                                  | (addr + count > regmap.size)):
+                            m.d.sync += stats.rx_errors.eq(stats.rx_errors + 1)
+                            error(ErrorCode.BAD_ADDRESS, tag)
+                        with m.Else():
+                            m.d.sync += stats.rx_frames.eq(stats.rx_frames + 1)
+                            respond(FrameType.READ_DATA, [tag, addr[:8], addr[8:]], count)
+                    with m.Elif(bad_addr):
+                        m.d.sync += stats.rx_errors.eq(stats.rx_errors + 1)
+                        error(ErrorCode.BAD_ADDRESS, tag)
+                    with m.Else():
+                        m.d.sync += [widx.eq(0), n_words.eq((rlen - 3) >> 2)]
+                        m.next = "EXEC_FETCH"
+            # Apply the buffered write, one word per two cycles; nothing can interrupt it.
+            with m.State("EXEC_FETCH"):
+                m.d.comb += buf_r.addr.eq(widx)
+                m.next = "EXEC_WRITE"
+            with m.State("EXEC_WRITE"):
+                m.d.comb += [bus.addr.eq(addr + widx), bus.w_data.eq(buf_r.data),
+                             bus.w_stb.eq(1)]
+                m.d.sync += widx.eq(widx + 1)
+                with m.If(widx + 1 == n_words):
+                    m.d.sync += stats.rx_frames.eq(stats.rx_frames + 1)
+                    respond(FrameType.WRITE_ACK, [tag, addr[:8], addr[8:], n_words])
+                with m.Else():
+                    m.next = "EXEC_FETCH"
+            with m.State("RESPOND"):
+                with m.If(resp_done):
+                    m.d.sync += resp_req.eq(0)
+                    m.next = "HUNT"
+
+        # -- transmitter ----------------------------------------------------------------------
+        K = soc.max_records_per_frame
+        tcrc = Signal(16)
+        ttype = Signal(8)
+        tlen = Signal(16)
+        thdr = Signal(data.ArrayLayout(8, 4))
+        thdr_len = Signal(range(5))
+        tn = Signal(8)                     # elements (words or records)
+        from_bus = Signal()
+        pos = Signal(16)
+        ebyte = Signal(range(max(rb, 4)))
+        eidx = Signal(8)
+        sr = Signal(max(WORD_BITS, rb * 8))
+        is_resp = Signal()
+        elem_size = Mux(from_bus, 4, rb)
+        sent = Signal()
+        m.d.comb += sent.eq(tx.valid & tx.ready)
+        tcrc_next = _crc16_update(tcrc, tx.payload)
+        n_events = Signal(8)
+        m.d.comb += n_events.eq(Mux(self.event_level > K, K, self.event_level))
+
+        with m.FSM(name="tx_fsm"):
+            with m.State("IDLE"):
+                with m.If(resp_req & ~resp_done):
+                    m.d.sync += [
+                        is_resp.eq(1), ttype.eq(resp_type), thdr.eq(resp_hdr),
+                        thdr_len.eq(resp_hdr_len), tn.eq(resp_n), from_bus.eq(1),
+                        tlen.eq(resp_hdr_len + (resp_n << 2)),
+                    ]
+                    m.next = "SYNC"
+                with m.Elif(self.event_level != 0):
+                    m.d.sync += [
+                        is_resp.eq(0), ttype.eq(FrameType.EVENTS), thdr[0].eq(n_events),
+                        thdr_len.eq(1), tn.eq(n_events), from_bus.eq(0),
+                        tlen.eq(1 + n_events * rb),
+                        stats.tx_event_frames.eq(stats.tx_event_frames + 1),
+                        stats.tx_records.eq(stats.tx_records + n_events),
+                    ]
+                    m.next = "SYNC"
+            with m.State("SYNC"):
+                m.d.comb += [tx.valid.eq(1), tx.payload.eq(SYNC)]
+                with m.If(sent):
+                    m.d.sync += tcrc.eq(CRC_INIT)
+                    m.next = "TYPE"
+            with m.State("TYPE"):
+                m.d.comb += [tx.valid.eq(1), tx.payload.eq(ttype)]
+                with m.If(sent):
+                    m.d.sync += tcrc.eq(tcrc_next)
+                    m.next = "LEN0"
+            with m.State("LEN0"):
+                m.d.comb += [tx.valid.eq(1), tx.payload.eq(tlen[:8])]
+                with m.If(sent):
+                    m.d.sync += tcrc.eq(tcrc_next)
+                    m.next = "LEN1"
+            with m.State("LEN1"):
+                m.d.comb += [tx.valid.eq(1), tx.payload.eq(tlen[8:])]
+                with m.If(sent):
+                    m.d.sync += [tcrc.eq(tcrc_next), pos.eq(0), eidx.eq(0), ebyte.eq(0)]
+                    m.next = "PAY"
+            with m.State("PAY"):
+                in_hdr = pos < thdr_len
+                m.d.comb += [tx.valid.eq(1),
+                             tx.payload.eq(Mux(in_hdr, thdr[pos[:2]], sr[:8]))]
+                with m.If(sent):
+                    m.d.sync += [tcrc.eq(tcrc_next), pos.eq(pos + 1)]
+                    with m.If(~in_hdr):
+                        m.d.sync += [sr.eq(sr >> 8), ebyte.eq(ebyte + 1)]
+                    elem_start = (pos + 1 == thdr_len) | (~in_hdr & (ebyte == elem_size - 1))
+                    with m.If(pos + 1 == tlen):
+                        m.next = "CRC0"
+                    with m.Elif(elem_start):
+                        m.d.sync += ebyte.eq(0)
+                        m.next = "LOAD"
+            with m.State("LOAD"):
+                with m.If(from_bus):
+                    m.d.comb += [bus.addr.eq(Cat(thdr[1], thdr[2]) + eidx), bus.r_stb.eq(1)]
+                    m.next = "LOAD_BUS"
+                with m.Else():
+                    m.d.comb += self.events.ready.eq(1)
+                    with m.If(self.events.valid):
+                        m.d.sync += [sr.eq(self.events.payload.as_value()), eidx.eq(eidx + 1)]
+                        m.next = "PAY"
+            with m.State("LOAD_BUS"):
+                m.d.sync += [sr.eq(bus.r_data), eidx.eq(eidx + 1)]
+                m.next = "PAY"
+            with m.State("CRC0"):
+                m.d.comb += [tx.valid.eq(1), tx.payload.eq(tcrc[:8])]
+                with m.If(sent):
+                    m.next = "CRC1"
+            with m.State("CRC1"):
+                m.d.comb += [tx.valid.eq(1), tx.payload.eq(tcrc[8:])]
+                with m.If(sent):
+                    m.d.comb += resp_done.eq(is_resp)
+                    m.next = "IDLE"
+        assert rec_bits <= len(sr)
+        return m
