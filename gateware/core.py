@@ -83,8 +83,12 @@ class HeraldCore(wiring.Component):
 
     def __init__(self, n_channels=2, n_windows=2, n_outputs=4, *, params=None):
         if params is None:
-            params = CoreParameters(n_channels=n_channels, n_windows=n_windows,
-                                    n_outputs=n_outputs)
+            try:
+                params = CoreParameters(n_channels=n_channels, n_windows=n_windows,
+                                        n_outputs=n_outputs)
+            except ValueError:
+                self._MustUse__silence = True     # rejected, so never elaborated: no warning
+                raise
         self.params = params
         p = params
         super().__init__({
