@@ -1,0 +1,150 @@
+"""The SoC: herald core, register bank, protocol engine and event FIFO behind one byte stream.
+
+Board tops put a UART PHY (or any other byte pipe) on ``rx``/``tx`` and wire ``clicks``,
+``ready`` and the trigger outputs to pins; the Amaranth-simulator transport (``sim://``) and
+the virtual board drive the byte stream directly.
+"""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .core import HeraldCore
+from .layouts import Reason
+from .protocol import ProtocolEngine
+from .regbank import RegisterBank
+from .regmap import RegisterMap, SocParameters
+
+__all__ = ["HeraldSoC"]
+
+
+class HeraldSoC(wiring.Component):
+    """Herald core with its host link.
+
+    Parameters
+    ----------
+    params : SocParameters
+
+    Attributes
+    ----------
+    rx : In(stream.Signature(8))
+        Request bytes from the host.
+    tx : Out(stream.Signature(8))
+        Response and event bytes to the host.
+    rx_lost : In(1)
+        Strobe from the PHY: one received byte was lost (overrun or framing error); counted
+        in ``link.rx_overruns``.
+    clicks : In(n_channels)
+        Detector inputs, already synchronous to this clock domain.
+    ready : In(1)
+        The core's ``ready`` input.
+    attempt, gate, trig, herald, outcome, running, recal : Out
+        The core's outputs, for pins.
+    cycle : Out(count_width)
+        Cycles since reset; ``snapshot.start_cycle`` is in the same numbering.
+    """
+
+    def __init__(self, params: SocParameters = None):
+        self.params = params = params or SocParameters()
+        self.regmap = RegisterMap(params)
+        p = params.core
+        super().__init__({
+            "rx": In(stream.Signature(8)),
+            "tx": Out(stream.Signature(8)),
+            "rx_lost": In(1),
+            "clicks": In(p.n_channels),
+            "ready": In(1),
+            "attempt": Out(1),
+            "gate": Out(p.n_windows),
+            "trig": Out(p.n_outputs),
+            "herald": Out(1),
+            "outcome": Out(p.outcome_width),
+            "running": Out(1),
+            "recal": Out(1),
+            "cycle": Out(p.count_width),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        params = self.params
+        p = params.core
+        m.submodules.core = core = HeraldCore(params=p)
+        m.submodules.bank = bank = RegisterBank(self.regmap)
+        m.submodules.engine = engine = ProtocolEngine(self.regmap)
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=p.record_layout().size,
+                                                    depth=params.fifo_depth)
+
+        wiring.connect(m, wiring.flipped(self.rx), engine.rx)
+        wiring.connect(m, engine.tx, wiring.flipped(self.tx))
+        wiring.connect(m, engine.bus, bank.bus)
+
+        # Core <- bank. The configuration registers feed the core directly: the core samples
+        # them in its start cycle, so a configuration takes effect atomically at run start.
+        m.d.comb += [
+            core.config.eq(bank.config),
+            core.table.eq(bank.table),
+            core.start.eq(bank.start),
+            core.stop.eq(bank.stop),
+            core.clicks.eq(self.clicks),
+            core.ready.eq(self.ready),
+            bank.counters.eq(core.counters),
+        ]
+        for name in ("attempt", "gate", "trig", "herald", "outcome", "running", "recal"):
+            m.d.comb += getattr(self, name).eq(getattr(core, name))
+
+        # Core -> FIFO -> engine. When the FIFO is full the core's own two-record queue
+        # overflows and the core counts the drop in counters.dropped_records.
+        m.d.comb += [
+            fifo.w_data.eq(core.events.payload),
+            fifo.w_en.eq(core.events.valid),
+            core.events.ready.eq(fifo.w_rdy),
+            engine.events.payload.eq(fifo.r_data),
+            engine.events.valid.eq(fifo.r_rdy),
+            fifo.r_en.eq(engine.events.ready),
+            engine.event_level.eq(fifo.level),
+        ]
+
+        # Status.
+        cycle = Signal(p.count_width)
+        m.d.sync += cycle.eq(cycle + 1)
+        m.d.comb += self.cycle.eq(cycle)
+        start_cycle = Signal(p.count_width)
+        with m.If(bank.start & ~core.running):
+            m.d.sync += start_cycle.eq(cycle)
+        reason = Signal(Reason)
+        runs = Signal(32)
+        with m.If(core.done):
+            m.d.sync += [reason.eq(core.reason), runs.eq(runs + 1)]
+        m.d.comb += [
+            bank.status.running.eq(core.running),
+            bank.status.recal.eq(core.recal),
+            bank.status.reason.eq(reason),
+            bank.status.runs.eq(runs),
+            bank.status.cycle.eq(cycle),
+            bank.status.start_cycle.eq(start_cycle),
+        ]
+
+        # Link statistics.
+        overruns = Signal(32)
+        with m.If(self.rx_lost):
+            m.d.sync += overruns.eq(overruns + 1)
+        records_in = Signal(32)
+        with m.If(fifo.w_en & fifo.w_rdy):
+            m.d.sync += records_in.eq(records_in + 1)
+        max_level = Signal.like(fifo.level)
+        with m.If(fifo.level > max_level):
+            m.d.sync += max_level.eq(fifo.level)
+        link = bank.link
+        m.d.comb += [
+            link.rx_frames.eq(engine.stats.rx_frames),
+            link.rx_crc_errors.eq(engine.stats.rx_crc_errors),
+            link.rx_errors.eq(engine.stats.rx_errors),
+            link.rx_overruns.eq(overruns),
+            link.tx_event_frames.eq(engine.stats.tx_event_frames),
+            link.tx_records.eq(engine.stats.tx_records),
+            link.records_in.eq(records_in),
+            link.fifo_level.eq(fifo.level),
+            link.fifo_max_level.eq(max_level),
+        ]
+        return m

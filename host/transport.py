@@ -1,0 +1,153 @@
+"""Byte transports to a device: ``serial://``, ``tcp://`` and ``sim://``.
+
+A transport moves bytes and nothing else; framing lives in :mod:`heraldry.host.framing`.
+Every transport raises :class:`~heraldry.host.errors.LinkError` when the link dies.
+"""
+
+import socket
+import time
+from urllib.parse import parse_qs, urlparse
+
+from .errors import LinkError
+
+__all__ = ["Transport", "TcpTransport", "SerialTransport", "open_transport"]
+
+
+class Transport:
+    """Base class.
+
+    Attributes
+    ----------
+    url : str
+    response_timeout : float
+        Seconds (wall clock) the controller waits for a response before retrying.
+    """
+    url = ""
+    response_timeout = 1.0
+
+    def write(self, data: bytes):
+        raise NotImplementedError
+
+    def read(self, timeout: float) -> bytes:
+        """Bytes received within ``timeout`` seconds (``b""`` if none)."""
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+
+class TcpTransport(Transport):
+    """``tcp://HOST:PORT``: a client socket (the virtual board is the server)."""
+
+    response_timeout = 2.0
+
+    def __init__(self, host, port, *, connect_timeout=5.0):
+        self.url = f"tcp://{host}:{port}"
+        try:
+            self.sock = socket.create_connection((host, port), timeout=connect_timeout)
+        except OSError as exc:
+            raise LinkError(f"{self.url}: cannot connect: {exc}") from exc
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def write(self, data):
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise LinkError(f"{self.url}: link lost while sending: {exc}") from exc
+
+    def read(self, timeout):
+        self.sock.settimeout(max(timeout, 1e-4))
+        try:
+            data = self.sock.recv(1 << 20)
+        except socket.timeout:
+            return b""
+        except OSError as exc:
+            raise LinkError(f"{self.url}: link lost: {exc}") from exc
+        if not data:
+            raise LinkError(f"{self.url}: the device closed the connection")
+        return data
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class SerialTransport(Transport):
+    """``serial:///dev/ttyUSB1?baud=3000000``: a USB-serial port (8N1, no flow control)."""
+
+    def __init__(self, port, baud=3_000_000):
+        try:
+            import serial
+        except ImportError as exc:
+            raise LinkError("serial:// needs pyserial: pip install pyserial") from exc
+        self._serial_exc = serial.SerialException
+        self.url = f"serial://{port}?baud={baud}"
+        try:
+            self.port = serial.Serial(port, baudrate=baud, timeout=0, write_timeout=2.0)
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"{self.url}: cannot open: {exc}") from exc
+        self.port.reset_input_buffer()
+
+    def write(self, data):
+        try:
+            self.port.write(data)
+        except (self._serial_exc, OSError) as exc:
+            raise LinkError(f"{self.url}: link lost while sending: {exc}") from exc
+
+    def read(self, timeout):
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                waiting = self.port.in_waiting
+                if waiting:
+                    return self.port.read(waiting)
+                if time.monotonic() >= deadline:
+                    return b""
+                time.sleep(min(0.001, max(0.0, deadline - time.monotonic())))
+        except (self._serial_exc, OSError) as exc:
+            raise LinkError(f"{self.url}: link lost: {exc}") from exc
+
+    def close(self):
+        try:
+            self.port.close()
+        except Exception:
+            pass
+
+
+def _params_from_query(query):
+    """``sim://`` options: channels, windows, outputs, clk (Hz), fifo, frame (records per
+    event frame)."""
+    from ..gateware.layouts import CoreParameters
+    from ..gateware.regmap import SocParameters
+    q = {k: v[-1] for k, v in parse_qs(query).items()}
+    known = {"channels", "windows", "outputs", "clk", "fifo", "frame"}
+    unknown = set(q) - known
+    if unknown:
+        raise ValueError(f"sim:// options {sorted(unknown)} unknown; known: {sorted(known)}")
+    core = CoreParameters(n_channels=int(q.get("channels", 2)),
+                          n_windows=int(q.get("windows", 2)),
+                          n_outputs=int(q.get("outputs", 4)))
+    return SocParameters(core=core, clk_freq=int(float(q.get("clk", 100e6))),
+                         fifo_depth=int(q.get("fifo", 256)),
+                         max_records_per_frame=int(q.get("frame", 64)))
+
+
+def open_transport(url, **kwargs) -> Transport:
+    """Open ``url``: ``serial:///dev/ttyUSB1?baud=3000000``, ``tcp://HOST:PORT`` or
+    ``sim://[?channels=2&windows=2&...]`` (keyword ``click_source`` for ``sim://``)."""
+    parsed = urlparse(url)
+    if parsed.scheme == "tcp":
+        if not parsed.hostname or not parsed.port:
+            raise ValueError(f"{url}: expected tcp://HOST:PORT")
+        return TcpTransport(parsed.hostname, parsed.port, **kwargs)
+    if parsed.scheme == "serial":
+        q = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        if not parsed.path:
+            raise ValueError(f"{url}: expected serial:///dev/PORT?baud=N")
+        return SerialTransport(parsed.path, int(q.get("baud", 3_000_000)), **kwargs)
+    if parsed.scheme == "sim":
+        from .simlink import SimTransport
+        return SimTransport(_params_from_query(parsed.query), **kwargs)
+    raise ValueError(f"{url}: unknown scheme {parsed.scheme!r}; use serial://, tcp:// or sim://")
