@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from amaranth.lib import data, enum
 
 __all__ = ["Reason", "RecordKind", "CoreParameters", "HERALD_LATENCY", "START_LATENCY",
-           "STOP_LATENCY", "MAX_TABLE_ADDR_WIDTH", "CLASS_NONE", "CLASS_ONE", "CLASS_MANY"]
+           "STOP_LATENCY", "MAX_TABLE_ADDR_WIDTH", "CLASS_NONE", "CLASS_ONE", "CLASS_MANY",
+           "flatten_layout"]
 
 
 class Reason(enum.Enum, shape=2):

@@ -16,7 +16,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from .toolchain import build_root, setup_verilator_env
+from .toolchain import build_root, fst_support, setup_verilator_env
 
 __all__ = ["waves_requested", "build_design", "run_bench"]
 
@@ -52,7 +52,11 @@ def build_design(verilog_text: str, toplevel: str, *, kind="cocotb"):
         build_dir.mkdir(parents=True, exist_ok=True)
         if not source.exists() or source.read_text() != verilog_text:
             source.write_text(verilog_text)
-        args = list(VERILATOR_BUILD_ARGS) + (["--trace-fst", "--trace-structs"] if waves else [])
+        args = list(VERILATOR_BUILD_ARGS)
+        if waves:
+            lz4 = fst_support()
+            args += ["--trace-fst", "--trace-structs", "-CFLAGS", f"-I{lz4}",
+                     "-LDFLAGS", f"-L{lz4}"]
         runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
                      build_args=args, waves=waves, always=False, timescale=("1ns", "1ps"),
                      log_file=build_dir / "build.log")

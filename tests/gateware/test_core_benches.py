@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from heraldry.gateware.layouts import CoreParameters
-from heraldry.sim.cocotb_runner import run_bench
+from heraldry.sim.cocotb_runner import run_bench, waves_requested
 from heraldry.sim.verilog import core_verilog
 
 HERE = Path(__file__).parent
@@ -49,7 +49,10 @@ def _shape(params):
 def test_core_bench(params, testcase, tmp_path_factory):
     verilog_text, _ = core_verilog(params)
     fields = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
-    run_bench(verilog_text, "herald_core", "bench_core", testcase,
-              test_dir=tmp_path_factory.mktemp(f"{_shape(params)}-{testcase}"),
-              module_dir=HERE,
-              extra_env={"HERALDRY_CORE_PARAMS": json.dumps(fields)})
+    test_dir = tmp_path_factory.mktemp(f"{_shape(params)}-{testcase}")
+    run_bench(verilog_text, "herald_core", "bench_core", testcase, test_dir=test_dir,
+              module_dir=HERE, extra_env={"HERALDRY_CORE_PARAMS": json.dumps(fields)})
+    # Waveforms only on request, and never in the source tree.
+    dumps = list(test_dir.glob("dump.*"))
+    assert bool(dumps) == waves_requested(), dumps
+    assert not list(HERE.parent.parent.glob("**/dump.*"))
