@@ -34,6 +34,7 @@ class BusSignature(wiring.Signature):
 def status_layout(params):
     """Live status the SoC feeds the bank: :data:`STATUS_FIELDS` plus the cycle counters."""
     fields = {name: width for name, (width, _) in STATUS_FIELDS.items()}
+    fields["next_seq"] = params.seq_width
     fields["cycle"] = params.count_width
     fields["start_cycle"] = params.count_width
     return data.StructLayout(fields)

@@ -312,6 +312,11 @@ class RegisterMap:
             "(latch counters and snapshot status).", "control", ()))
         for name, (width, doc) in STATUS_FIELDS.items():
             regs.append(Register(f"status.{name}", width, ro, 0, doc, "status", (name,)))
+        regs.append(Register(
+            "status.next_seq", p.seq_width, ro, 0,
+            "Sequence number of the next record the core will produce (records produced "
+            "since reset, dropped ones included, modulo 2**seq_width).", "status",
+            ("next_seq",)))
         for name, doc in LINK_FIELDS.items():
             regs.append(Register(f"link.{name}", WORD_BITS, ro, 0, doc, "link", (name,)))
         for path, width, _ in layout_leaves(p.config_layout()):

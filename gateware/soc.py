@@ -5,7 +5,7 @@ Board tops put a UART PHY (or any other byte pipe) on ``rx``/``tx`` and wire ``c
 the virtual board drive the byte stream directly.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -116,14 +116,6 @@ class HeraldSoC(wiring.Component):
         runs = Signal(32)
         with m.If(core.done):
             m.d.sync += [reason.eq(core.reason), runs.eq(runs + 1)]
-        m.d.comb += [
-            bank.status.running.eq(core.running),
-            bank.status.recal.eq(core.recal),
-            bank.status.reason.eq(reason),
-            bank.status.runs.eq(runs),
-            bank.status.cycle.eq(cycle),
-            bank.status.start_cycle.eq(start_cycle),
-        ]
 
         # Link statistics.
         overruns = Signal(32)
@@ -132,6 +124,17 @@ class HeraldSoC(wiring.Component):
         records_in = Signal(32)
         with m.If(fifo.w_en & fifo.w_rdy):
             m.d.sync += records_in.eq(records_in + 1)
+        # The core numbers every record it produces, dropped ones included; mirror that
+        # number for the host, which needs it to see gaps at the edges of a run. The core's
+        # drop counter is cleared at run start (never in a cycle that produces a record).
+        dropped_prev = Signal(p.count_width)
+        dropped_now = core.counters.dropped_records
+        m.d.sync += dropped_prev.eq(dropped_now)
+        new_drops = Signal(p.count_width)
+        m.d.comb += new_drops.eq(Mux(dropped_now >= dropped_prev, dropped_now - dropped_prev,
+                                     dropped_now))
+        next_seq = Signal(p.seq_width)
+        m.d.sync += next_seq.eq(next_seq + (fifo.w_en & fifo.w_rdy) + new_drops)
         max_level = Signal.like(fifo.level)
         with m.If(fifo.level > max_level):
             m.d.sync += max_level.eq(fifo.level)
@@ -146,5 +149,14 @@ class HeraldSoC(wiring.Component):
             link.records_in.eq(records_in),
             link.fifo_level.eq(fifo.level),
             link.fifo_max_level.eq(max_level),
+        ]
+        m.d.comb += [
+            bank.status.running.eq(core.running),
+            bank.status.recal.eq(core.recal),
+            bank.status.reason.eq(reason),
+            bank.status.runs.eq(runs),
+            bank.status.next_seq.eq(next_seq),
+            bank.status.cycle.eq(cycle),
+            bank.status.start_cycle.eq(start_cycle),
         ]
         return m

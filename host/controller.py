@@ -29,16 +29,17 @@ class RequestError(HeraldryError):
 
 
 class Status:
-    """``running``, ``recal``, ``reason`` (of the last run's end) and ``runs`` (ended since
-    reset)."""
+    """``running``, ``recal``, ``reason`` (of the last run's end), ``runs`` (ended since
+    reset) and ``next_seq`` (sequence number of the next record)."""
 
-    def __init__(self, running, recal, reason, runs):
+    def __init__(self, running, recal, reason, runs, next_seq):
         self.running, self.recal, self.runs = bool(running), bool(recal), runs
         self.reason = Reason(reason)
+        self.next_seq = next_seq
 
     def __repr__(self):
         return (f"Status(running={self.running}, recal={self.recal}, "
-                f"reason={self.reason.name}, runs={self.runs})")
+                f"reason={self.reason.name}, runs={self.runs}, next_seq={self.next_seq})")
 
 
 class Controller:
@@ -191,15 +192,23 @@ class Controller:
             raise ConfigError(name, value, f"must fit {reg.width} bits")
         self.write_words(reg.addr, [value])
 
+    def _read_group(self, prefix):
+        """Every register named ``prefix...`` in one burst: ``{short name: value}``."""
+        first, n = self.regmap.span(prefix)
+        words = self.read_words(first, n)
+        values = {}
+        for reg in self.regmap.group(prefix):
+            part = words[reg.addr - first:reg.addr - first + reg.words]
+            values[reg.name[len(prefix):]] = sum(w << (WORD_BITS * i)
+                                                 for i, w in enumerate(part))
+        return values
+
     def status(self) -> Status:
-        first, n = self.regmap.span("status.")
-        return Status(*self.read_words(first, n))
+        return Status(**self._read_group("status."))
 
     def link_stats(self):
         """The device's link counters (``link.*``) as a dict."""
-        first, n = self.regmap.span("link.")
-        names = [r.name[5:] for r in self.regmap.group("link.")]
-        return dict(zip(names, self.read_words(first, n)))
+        return self._read_group("link.")
 
     # -- configuration ----------------------------------------------------------------------
     def configure(self, config: Config):
@@ -334,6 +343,8 @@ class Controller:
             raise HeraldryError("a run is already in progress; stop() it first")
         self._drain_device()
         self.backlog = self.read_events(0.0)
+        # From here every record is this run's: expect them from the device's next number.
+        self._next_seq = self.status().next_seq
         for name, value in overrides.items():
             self.write(name, value)
         records_in_before = self.read("link.records_in")
@@ -375,6 +386,10 @@ class Controller:
             0, dtype=record_dtype(dev.core_params))
         counters = self.counters()
         status = self.status()
+        # Records missing after the last one received (the END record, say).
+        modulus = 1 << dev.seq_width
+        self.seq_gaps += (status.next_seq - self._next_seq) % modulus
+        self._next_seq = status.next_seq
         records_in = (self.read("link.records_in") - records_in_before) % (1 << 32)
         stats = self.decoder.stats.as_dict()
         link = LinkReport(
