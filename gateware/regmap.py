@@ -162,7 +162,7 @@ class SocParameters:
     clk_freq: int = 100_000_000
     fifo_depth: int = 256
     max_burst: int = 64
-    max_records_per_frame: int = 64
+    max_records_per_frame: int = 128
     frontend_latency: int = 0
 
     def __post_init__(self):

@@ -13,7 +13,7 @@ from .config import Config
 from .device import DeviceInfo
 from .errors import ConfigError, HeraldryError, LinkError, LinkWarning
 from .framing import ErrorCode, FrameDecoder, FrameLimits, FrameType, encode_frame
-from .records import decode_records, record_dtype
+from .records import PAD, decode_records, record_dtype
 from .results import Counters, LinkReport, RunResult, wilson_interval
 from .transport import Transport, open_transport
 
@@ -262,9 +262,10 @@ class Controller:
                           max(0.0, min(0.05, deadline - time.monotonic())))
             if self._event_chunks or time.monotonic() >= deadline:
                 break
+        self._event_chunks.append(PAD)
         raw = b"".join(self._event_chunks)
         self._event_chunks.clear()
-        records = decode_records(self.device.core_params, raw)
+        records = decode_records(self.device.core_params, raw, padded=True)
         self._account(records)
         return records
 

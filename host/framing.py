@@ -6,10 +6,10 @@ The decoder's loop runs once per frame, never once per record: event frames carr
 ``max_records_per_frame`` records whose bytes are handed on in one piece.
 """
 
-from binascii import crc_hqx
 from dataclasses import dataclass, fields
+from zlib import crc32
 
-from ..gateware.protocol import CRC_INIT, SYNC, ErrorCode, FrameType
+from ..gateware.protocol import CRC_BYTES, FRAME_OVERHEAD, SYNC, ErrorCode, FrameType
 
 __all__ = ["encode_frame", "FrameDecoder", "DecoderStats", "FrameLimits", "FrameType",
            "ErrorCode", "SYNC"]
@@ -18,8 +18,7 @@ __all__ = ["encode_frame", "FrameDecoder", "DecoderStats", "FrameLimits", "Frame
 def encode_frame(frame_type: int, payload: bytes = b"") -> bytes:
     """One complete frame."""
     body = bytes((frame_type, len(payload) & 0xFF, len(payload) >> 8)) + bytes(payload)
-    crc = crc_hqx(body, CRC_INIT)
-    return bytes((SYNC,)) + body + bytes((crc & 0xFF, crc >> 8))
+    return bytes((SYNC,)) + body + crc32(body).to_bytes(CRC_BYTES, "little")
 
 
 @dataclass
@@ -61,29 +60,33 @@ class FrameDecoder:
     """
 
     def __init__(self, limits: FrameLimits = None):
-        self.limits = limits or FrameLimits()
         self.stats = DecoderStats()
         self._buf = bytearray()
+        self.limits = limits or FrameLimits()
+
+    @property
+    def limits(self):
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits):
+        self._limits = limits
+        # Valid payload lengths per frame type, looked up once per frame.
+        lim = limits
+        valid = {
+            FrameType.READ_DATA: {3 + 4 * n for n in range(1, lim.max_burst + 1)},
+            FrameType.WRITE_ACK: {4},
+            FrameType.ERROR: {2},
+            FrameType.EVENTS: ({1 + n * lim.record_bytes
+                                for n in range(1, lim.max_records_per_frame + 1)}
+                               if lim.record_bytes else set(range(2, 1 << 16))),
+        }
+        self._valid = {int(t): frozenset(v) for t, v in valid.items()}
 
     @property
     def pending(self):
         """Bytes held back: the start of a frame not yet complete."""
         return len(self._buf)
-
-    def _valid_length(self, frame_type, length):
-        lim = self.limits
-        if frame_type == FrameType.READ_DATA:
-            return length >= 7 and (length - 3) % 4 == 0 and (length - 3) // 4 <= lim.max_burst
-        if frame_type == FrameType.WRITE_ACK:
-            return length == 4
-        if frame_type == FrameType.ERROR:
-            return length == 2
-        if frame_type == FrameType.EVENTS:
-            if lim.record_bytes:
-                n, rest = divmod(length - 1, lim.record_bytes)
-                return rest == 0 and 1 <= n <= lim.max_records_per_frame
-            return length >= 2
-        return False
 
     def feed(self, data):
         buf = self._buf
@@ -91,42 +94,54 @@ class FrameDecoder:
         stats = self.stats
         responses, events = [], []
         rb = self.limits.record_bytes
+        valid = self._valid
+        no_lengths = frozenset()
+        events_type = int(FrameType.EVENTS)
+        view = memoryview(buf)
         pos = 0
         end_buf = len(buf)
-        while True:
-            i = buf.find(SYNC, pos)
-            if i < 0:
-                stats.garbage_bytes += end_buf - pos
-                pos = end_buf
-                break
-            stats.garbage_bytes += i - pos
-            pos = i
-            if end_buf - i < 4:
-                break
-            frame_type, length = buf[i + 1], buf[i + 2] | buf[i + 3] << 8
-            if not self._valid_length(frame_type, length):
-                stats.bad_headers += 1
-                stats.garbage_bytes += 1
-                pos = i + 1
-                continue
-            end = i + 6 + length
-            if end > end_buf:
-                break
-            crc = buf[end - 2] | buf[end - 1] << 8
-            if crc_hqx(buf[i + 1:end - 2], CRC_INIT) != crc or (
-                    frame_type == FrameType.EVENTS and rb
-                    and buf[i + 4] * rb + 1 != length):
-                stats.crc_errors += 1
-                stats.garbage_bytes += 1
-                pos = i + 1
-                continue
-            stats.frames += 1
-            if frame_type == FrameType.EVENTS:
-                stats.event_frames += 1
-                stats.records += buf[i + 4]
-                events.append(bytes(buf[i + 5:end - 2]))
-            else:
-                responses.append((frame_type, bytes(buf[i + 4:end - 2])))
-            pos = end
+        garbage = 0
+        try:
+            while True:
+                if pos < end_buf and buf[pos] == SYNC:
+                    i = pos
+                else:
+                    i = buf.find(SYNC, pos)
+                    if i < 0:
+                        garbage += end_buf - pos
+                        pos = end_buf
+                        break
+                    garbage += i - pos
+                    pos = i
+                if end_buf - i < 4:
+                    break
+                frame_type, length = buf[i + 1], buf[i + 2] | buf[i + 3] << 8
+                if length not in valid.get(frame_type, no_lengths):
+                    stats.bad_headers += 1
+                    garbage += 1
+                    pos = i + 1
+                    continue
+                end = i + FRAME_OVERHEAD + length
+                if end > end_buf:
+                    break
+                body_end = end - CRC_BYTES
+                if crc32(view[i + 1:body_end]) != int.from_bytes(view[body_end:end],
+                                                                    "little") or (
+                        frame_type == events_type and rb and buf[i + 4] * rb + 1 != length):
+                    stats.crc_errors += 1
+                    garbage += 1
+                    pos = i + 1
+                    continue
+                stats.frames += 1
+                if frame_type == events_type:
+                    stats.event_frames += 1
+                    stats.records += buf[i + 4]
+                    events.append(view[i + 5:body_end].tobytes())
+                else:
+                    responses.append((frame_type, view[i + 4:body_end].tobytes()))
+                pos = end
+        finally:
+            view.release()
+        stats.garbage_bytes += garbage
         del buf[:pos]
         return responses, events

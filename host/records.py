@@ -25,7 +25,7 @@ from ..gateware.layouts import CoreParameters
 from ..gateware.regmap import layout_leaves
 
 __all__ = ["record_dtype", "record_fields", "record_bytes", "decode_records",
-           "encode_records"]
+           "encode_records", "PAD"]
 
 
 def _uint(width):
@@ -66,20 +66,31 @@ def record_bytes(params: CoreParameters) -> int:
     return -(-params.record_layout().size // 8)
 
 
-def decode_records(params: CoreParameters, raw) -> np.ndarray:
-    """Decode ``n * record_bytes`` bytes into a structured array of ``n`` records."""
+#: Bytes of padding after the last record that let every field be read as one unaligned
+#: word (callers that join record bytes anyway append it and pass ``padded=True``).
+PAD = bytes(8)
+
+
+def decode_records(params: CoreParameters, raw, *, padded=False) -> np.ndarray:
+    """Decode ``n * record_bytes`` bytes into a structured array of ``n`` records.
+
+    With ``padded=True``, ``raw`` ends with :data:`PAD` (not decoded), which saves a copy.
+    """
     rb = record_bytes(params)
-    raw = memoryview(raw).cast("B") if not isinstance(raw, np.ndarray) else raw
-    n, rest = divmod(len(raw), rb)
+    raw = np.frombuffer(raw, dtype=np.uint8) if not isinstance(raw, np.ndarray) \
+        else raw.reshape(-1).view(np.uint8)
+    size = len(raw) - (len(PAD) if padded else 0)
+    n, rest = divmod(size, rb)
     if rest:
-        raise ValueError(f"{len(raw)} bytes is not a whole number of {rb}-byte records")
+        raise ValueError(f"{size} bytes is not a whole number of {rb}-byte records")
     out = np.empty(n, dtype=record_dtype(params))
     if n == 0:
         return out
-    # Eight bytes of padding let every field be read as one unaligned 64-bit word.
-    buf = np.zeros(n * rb + 8, dtype=np.uint8)
-    buf[:n * rb] = np.frombuffer(raw, dtype=np.uint8) if not isinstance(raw, np.ndarray) \
-        else raw.reshape(-1)
+    if padded:
+        buf = raw
+    else:
+        buf = np.zeros(n * rb + len(PAD), dtype=np.uint8)
+        buf[:n * rb] = raw
     for name, shape, width, leaves in record_fields(params):
         column = out[name]
         for index, offset in leaves:

@@ -131,7 +131,7 @@ def _params_from_query(query):
                           n_outputs=int(q.get("outputs", 4)))
     return SocParameters(core=core, clk_freq=int(float(q.get("clk", 100e6))),
                          fifo_depth=int(q.get("fifo", 256)),
-                         max_records_per_frame=int(q.get("frame", 64)))
+                         max_records_per_frame=int(q.get("frame", 128)))
 
 
 def open_transport(url, **kwargs) -> Transport:
