@@ -10,7 +10,8 @@ def _subcommand_modules():
     # Imported lazily so that `heraldry --help` stays fast and a missing optional
     # dependency only breaks the subcommand that needs it.
     from ..sim import demo_core, model_cli
-    return [demo_core, model_cli]
+    from . import cli_device
+    return [demo_core, model_cli, cli_device]
 
 
 def main(argv=None):
