@@ -16,7 +16,7 @@ from .protocol import ProtocolEngine
 from .regbank import RegisterBank
 from .regmap import RegisterMap, SocParameters
 
-__all__ = ["HeraldSoC"]
+__all__ = ["HeraldSoC", "UartHeraldSoC"]
 
 
 class HeraldSoC(wiring.Component):
@@ -159,4 +159,65 @@ class HeraldSoC(wiring.Component):
             bank.status.cycle.eq(cycle),
             bank.status.start_cycle.eq(start_cycle),
         ]
+        return m
+
+
+class UartHeraldSoC(wiring.Component):
+    """:class:`HeraldSoC` behind a UART: what a board top instantiates.
+
+    Parameters
+    ----------
+    params : SocParameters
+        ``clk_freq`` is the clock this component runs at.
+    baud : int
+        Default 3 Mbaud.
+
+    Attributes
+    ----------
+    rx_pin : In(1)
+        Serial line from the host (asynchronous; synchronised inside the UART).
+    tx_pin : Out(1)
+        Serial line to the host.
+    clicks, ready, attempt, gate, trig, herald, outcome, running, recal, cycle
+        As on :class:`HeraldSoC`.
+    """
+
+    #: Bytes buffered between the UART receiver and the protocol engine, which pauses its
+    #: receiver while it sends a response.
+    RX_BUFFER = 16
+
+    def __init__(self, params: SocParameters = None, baud=3_000_000):
+        from .uart import divisor_for
+        self.soc = HeraldSoC(params)
+        self.params = self.soc.params
+        self.divisor = divisor_for(self.params.clk_freq, baud)
+        members = {name: member for name, member in self.soc.signature.members.items()
+                   if name not in ("rx", "tx", "rx_lost")}
+        super().__init__({"rx_pin": In(1, init=1), "tx_pin": Out(1, init=1), **members})
+
+    def elaborate(self, platform):
+        from .uart import UART
+        m = Module()
+        m.submodules.soc = soc = self.soc
+        m.submodules.uart = uart = UART(self.divisor)
+        m.submodules.rx_buffer = buffer = SyncFIFOBuffered(width=8, depth=self.RX_BUFFER)
+        m.d.comb += [
+            uart.rx_pin.eq(self.rx_pin),
+            self.tx_pin.eq(uart.tx_pin),
+            buffer.w_data.eq(uart.rx.payload),
+            buffer.w_en.eq(uart.rx.valid),
+            uart.rx.ready.eq(buffer.w_rdy),
+            soc.rx.payload.eq(buffer.r_data),
+            soc.rx.valid.eq(buffer.r_rdy),
+            buffer.r_en.eq(soc.rx.ready),
+            soc.rx_lost.eq(uart.lost),
+        ]
+        wiring.connect(m, soc.tx, uart.tx)
+        for name, member in self.signature.members.items():
+            if name in ("rx_pin", "tx_pin"):
+                continue
+            if member.flow == In:
+                m.d.comb += getattr(soc, name).eq(getattr(self, name))
+            else:
+                m.d.comb += getattr(self, name).eq(getattr(soc, name))
         return m
