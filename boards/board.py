@@ -1,0 +1,204 @@
+"""What describes a board, and the board top shared by every board.
+
+A board is a :class:`Board`: an amaranth-boards platform, the PLL and target clock, the UART
+baud rate, the SoC parameters and the pinout of the detector inputs, ``ready`` and the
+trigger outputs. :class:`BoardTop` puts the PLL, the front-end, the SoC and the UART together
+on that platform.
+"""
+
+from dataclasses import dataclass, field, replace
+
+from amaranth.build import Attrs, Pins, Resource, Subsignal
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import wiring
+
+from ..gateware.layouts import CoreParameters
+from ..gateware.regmap import SocParameters
+from ..gateware.soc import HeraldSoC
+from ..gateware.uart import UART, divisor_for
+from .frontend import FRONTEND_LATENCY, INPUT_NAMES, OUTPUT_NAMES, FrontEnd
+
+__all__ = ["Pin", "Board", "BoardTop"]
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One front-end pin.
+
+    Attributes
+    ----------
+    signal : str
+        ``clicks``, ``ready``, ``attempt``, ``gate``, ``trig`` or ``herald``.
+    index : int
+        Bit of that signal (channel, window or output number).
+    connector : tuple
+        amaranth-boards connector ``(name, number)``.
+    pin : str
+        Pin of that connector.
+    label : str
+        What is printed on the board next to it, for the pinout table.
+    """
+    signal: str
+    index: int
+    connector: tuple
+    pin: str
+    label: str
+
+    @property
+    def name(self):
+        if self.signal in ("ready", "attempt", "herald"):
+            return self.signal
+        return f"{self.signal}[{self.index}]"
+
+
+@dataclass(frozen=True)
+class Board:
+    """A supported board.
+
+    Attributes
+    ----------
+    name : str
+        What ``heraldry build NAME`` takes.
+    title : str
+        Human-readable name.
+    platform : type
+        The amaranth-boards platform class.
+    clk_freq : int
+        Target core clock in Hz; the design is constrained (and timing checked) at it.
+    min_clk_freq : int
+        The lowest core clock the project accepts for this board.
+    baud : int
+        UART baud rate to the on-board FTDI.
+    core : CoreParameters
+        Core parameters of this board's build.
+    fifo_depth : int
+        Event FIFO depth in records.
+    pll : type
+        :class:`~heraldry.boards.pll.ICE40PLL` or :class:`~heraldry.boards.pll.ECP5PLL`.
+    io_attrs : dict
+        Electrical attributes of the front-end pins.
+    pins : tuple of Pin
+        The front-end pinout.
+    bitstream_ext : str
+        Extension of the bitstream among the build products (``bin``, ``bit``).
+    loader_board : str
+        openFPGALoader's ``-b`` name.
+    status_led : tuple or None
+        ``(resource, number)`` of an LED lit while a run is in progress.
+    """
+    name: str
+    title: str
+    platform: type
+    clk_freq: int
+    min_clk_freq: int
+    baud: int
+    core: CoreParameters
+    fifo_depth: int
+    pll: type
+    io_attrs: dict
+    pins: tuple
+    bitstream_ext: str
+    loader_board: str
+    status_led: tuple = None
+    notes: str = ""
+
+    def __post_init__(self):
+        if self.clk_freq < self.min_clk_freq:
+            raise ValueError(f"{self.name}: clk_freq {self.clk_freq} Hz is below the required "
+                             f"{self.min_clk_freq} Hz")
+        widths = {"clicks": self.core.n_channels, "ready": 1, "attempt": 1,
+                  "gate": self.core.n_windows, "trig": self.core.n_outputs, "herald": 1}
+        for signal, width in widths.items():
+            indices = sorted(p.index for p in self.pins if p.signal == signal)
+            if indices != list(range(width)):
+                raise ValueError(f"{self.name}: pinout of {signal!r} has bits {indices}; the "
+                                 f"core needs bits 0..{width - 1}")
+        unknown = {p.signal for p in self.pins} - set(widths)
+        if unknown:
+            raise ValueError(f"{self.name}: unknown pinout signals {sorted(unknown)}")
+        places = [(p.connector, p.pin) for p in self.pins]
+        if len(set(places)) != len(places):
+            raise ValueError(f"{self.name}: a connector pin is assigned twice")
+
+    @property
+    def soc_params(self) -> SocParameters:
+        return SocParameters(core=self.core, clk_freq=self.clk_freq, fifo_depth=self.fifo_depth,
+                             frontend_latency=FRONTEND_LATENCY)
+
+    @property
+    def uart_divisor(self):
+        return divisor_for(self.clk_freq, self.baud)
+
+    def with_clock(self, clk_freq):
+        """The same board at another core clock (for Fmax exploration)."""
+        return replace(self, clk_freq=clk_freq)
+
+    def resources(self):
+        """The front-end pins as amaranth-boards resources ``herald_<signal>``."""
+        out = []
+        for signal in INPUT_NAMES + OUTPUT_NAMES:
+            pins = sorted((p for p in self.pins if p.signal == signal), key=lambda p: p.index)
+            direction = "i" if signal in INPUT_NAMES else "o"
+            subsignals = [Subsignal(f"b{p.index}", Pins(p.pin, dir=direction, conn=p.connector))
+                          for p in pins]
+            out.append(Resource(f"herald_{signal}", 0, *subsignals, Attrs(**self.io_attrs)))
+        return out
+
+    def create_platform(self):
+        platform = self.platform()
+        platform.add_resources(self.resources())
+        return platform
+
+
+def _concat(ports):
+    """Several single-pin ports as one port, bit ``i`` from ``ports[i]``."""
+    port = ports[0]
+    for other in ports[1:]:
+        port = port + other
+    return port
+
+
+class BoardTop(Elaboratable):
+    """PLL, front-end, SoC and UART on a board.
+
+    Parameters
+    ----------
+    board : Board
+    """
+
+    def __init__(self, board: Board):
+        self.board = board
+        self.soc = HeraldSoC(board.soc_params)
+
+    def elaborate(self, platform):
+        board = self.board
+        m = Module()
+        clk_port = platform.request(platform.default_clk, dir="-")
+        m.submodules.pll = board.pll(clk_port, platform.default_clk_frequency, board.clk_freq)
+
+        ports = {}
+        for signal in INPUT_NAMES + OUTPUT_NAMES:
+            resource = platform.request(f"herald_{signal}", 0, dir="-")
+            bits = sorted((p for p in board.pins if p.signal == signal), key=lambda p: p.index)
+            ports[signal] = _concat([getattr(resource, f"b{p.index}") for p in bits])
+        m.submodules.frontend = frontend = FrontEnd(ports)
+        m.submodules.soc = soc = self.soc
+        m.submodules.uart = uart = UART(board.uart_divisor)
+
+        m.d.comb += [
+            soc.clicks.eq(frontend.clicks),
+            soc.ready.eq(frontend.ready),
+            frontend.attempt.eq(soc.attempt),
+            frontend.gate.eq(soc.gate),
+            frontend.trig.eq(soc.trig),
+            frontend.herald.eq(soc.herald),
+        ]
+        uart_pins = platform.request("uart", 0)
+        m.d.comb += [uart.rx_pin.eq(uart_pins.rx.i), uart_pins.tx.o.eq(uart.tx_pin),
+                     soc.rx_lost.eq(uart.lost)]
+        wiring.connect(m, uart.rx, soc.rx)
+        wiring.connect(m, soc.tx, uart.tx)
+        if board.status_led is not None:
+            led = platform.request(*board.status_led)
+            m.d.comb += led.o.eq(soc.running)
+        return m
