@@ -91,6 +91,9 @@ def decode_records(params: CoreParameters, raw, *, padded=False) -> np.ndarray:
     else:
         buf = np.zeros(n * rb + len(PAD), dtype=np.uint8)
         buf[:n * rb] = raw
+    # One scratch array per word size, reused by every field: fresh temporaries would cost
+    # a page fault per 4 KiB each time.
+    scratch = {}
     for name, shape, width, leaves in record_fields(params):
         column = out[name]
         for index, offset in leaves:
@@ -101,9 +104,15 @@ def decode_records(params: CoreParameters, raw, *, padded=False) -> np.ndarray:
             # The narrowest unaligned word that holds the field: less memory traffic.
             word = _uint(width + shift)
             words = np.ndarray((n,), dtype=word, buffer=buf, offset=byte, strides=(rb,))
-            value = words >> word.type(shift) if shift else words
-            if width != word.itemsize * 8:
-                value = value & word.type((1 << width) - 1)
+            if shift or width != word.itemsize * 8:
+                value = scratch.get(word)
+                if value is None:
+                    value = scratch[word] = np.empty(n, dtype=word)
+                np.right_shift(words, word.type(shift), out=value)
+                if width + shift != word.itemsize * 8:
+                    np.bitwise_and(value, word.type((1 << width) - 1), out=value)
+            else:
+                value = words
             if index:
                 column[(slice(None),) + index] = value
             else:
