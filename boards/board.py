@@ -10,12 +10,11 @@ from dataclasses import dataclass, field, replace
 
 from amaranth.build import Attrs, Pins, Resource, Subsignal
 from amaranth.hdl import Elaboratable, Module
-from amaranth.lib import wiring
 
 from ..gateware.layouts import CoreParameters
 from ..gateware.regmap import SocParameters
-from ..gateware.soc import HeraldSoC
-from ..gateware.uart import UART, divisor_for
+from ..gateware.soc import UartHeraldSoC
+from ..gateware.uart import divisor_for
 from .frontend import FRONTEND_LATENCY, INPUT_NAMES, OUTPUT_NAMES, FrontEnd
 
 __all__ = ["Pin", "Board", "BoardTop"]
@@ -85,6 +84,10 @@ class Board:
         openFPGALoader's ``-b`` name.
     status_led : tuple or None
         ``(resource, number)`` of an LED lit while a run is in progress.
+    synth_opts : tuple
+        Extra options of the family's yosys ``synth_*`` command.
+    notes : str
+        Anything a user of the board must know (shown in the documentation).
     """
     name: str
     title: str
@@ -100,6 +103,7 @@ class Board:
     bitstream_ext: str
     loader_board: str
     status_led: tuple = None
+    synth_opts: tuple = ()
     notes: str = ""
 
     def __post_init__(self):
@@ -159,7 +163,7 @@ def _concat(ports):
 
 
 class BoardTop(Elaboratable):
-    """PLL, front-end, SoC and UART on a board.
+    """PLL, front-end and the SoC behind its UART, on a board.
 
     Parameters
     ----------
@@ -168,7 +172,7 @@ class BoardTop(Elaboratable):
 
     def __init__(self, board: Board):
         self.board = board
-        self.soc = HeraldSoC(board.soc_params)
+        self.soc = UartHeraldSoC(board.soc_params, baud=board.baud)
 
     def elaborate(self, platform):
         board = self.board
@@ -183,7 +187,6 @@ class BoardTop(Elaboratable):
             ports[signal] = _concat([getattr(resource, f"b{p.index}") for p in bits])
         m.submodules.frontend = frontend = FrontEnd(ports)
         m.submodules.soc = soc = self.soc
-        m.submodules.uart = uart = UART(board.uart_divisor)
 
         m.d.comb += [
             soc.clicks.eq(frontend.clicks),
@@ -194,10 +197,7 @@ class BoardTop(Elaboratable):
             frontend.herald.eq(soc.herald),
         ]
         uart_pins = platform.request("uart", 0)
-        m.d.comb += [uart.rx_pin.eq(uart_pins.rx.i), uart_pins.tx.o.eq(uart.tx_pin),
-                     soc.rx_lost.eq(uart.lost)]
-        wiring.connect(m, uart.rx, soc.rx)
-        wiring.connect(m, soc.tx, uart.tx)
+        m.d.comb += [soc.rx_pin.eq(uart_pins.rx.i), uart_pins.tx.o.eq(soc.tx_pin)]
         if board.status_led is not None:
             led = platform.request(*board.status_led)
             m.d.comb += led.o.eq(soc.running)

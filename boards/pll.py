@@ -92,8 +92,8 @@ def ecp5_pll_settings(f_in, f_out):
     """Dividers producing exactly ``f_out`` from ``f_in`` on an ECP5 PLL.
 
     Limits (ECP5 sysCLOCK PLL user guide, TN1263): PFD 3.125 .. 400 MHz, VCO 400 .. 800 MHz,
-    CLKI_DIV 1..128, CLKFB_DIV 1..80, CLKOP_DIV 1..128. The lowest-jitter choice (highest PFD)
-    that is exact wins.
+    CLKI_DIV 1..128, CLKFB_DIV 1..80, CLKOP_DIV 1..128. The highest exact PFD wins (least
+    jitter), then the VCO nearest 600 MHz, as Project Trellis' ecppll chooses.
     """
     for clki_div in range(1, 129):
         if f_in / clki_div < 3.125e6:
@@ -103,10 +103,11 @@ def ecp5_pll_settings(f_in, f_out):
         clkfb_div = f_out * clki_div // f_in
         if not 1 <= clkfb_div <= 80 or f_in / clki_div > 400e6:
             continue
-        for clkop_div in range(1, 129):
-            s = ECP5PLLSettings(f_in, clki_div, clkfb_div, clkop_div)
-            if 400e6 <= s.f_vco <= 800e6:
-                return s
+        valid = [ECP5PLLSettings(f_in, clki_div, clkfb_div, clkop_div)
+                 for clkop_div in range(1, 129)]
+        valid = [s for s in valid if 400e6 <= s.f_vco <= 800e6]
+        if valid:
+            return min(valid, key=lambda s: abs(s.f_vco - 600e6))
     raise ValueError(f"an ECP5 PLL cannot make exactly {f_out / 1e6:g} MHz from "
                      f"{f_in / 1e6:g} MHz")
 
@@ -186,7 +187,9 @@ class ECP5PLL(_PLLDomain):
             p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
             p_CLKI_DIV=s.clki_div, p_CLKFB_DIV=s.clkfb_div,
             p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=s.clkop_div,
-            p_CLKOP_CPHASE=s.clkop_div - 1, p_CLKOP_FPHASE=0,
+            # The coarse phase of CLKOP against the VCO; with CLKOP fed back it only moves
+            # the output against the oscillator, which nothing here depends on.
+            p_CLKOP_CPHASE=s.clkop_div // 2, p_CLKOP_FPHASE=0,
             p_FEEDBK_PATH="CLKOP",
             i_RST=0, i_STDBY=0, i_CLKI=clk_in, i_CLKFB=clk,
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
