@@ -11,7 +11,8 @@ def _subcommand_modules():
     # dependency only breaks the subcommand that needs it.
     from ..sim import demo_core, model_cli
     from . import cli_device
-    return [demo_core, model_cli, cli_device]
+    from ..boards import cli as boards_cli
+    return [demo_core, model_cli, cli_device, boards_cli]
 
 
 def main(argv=None):
