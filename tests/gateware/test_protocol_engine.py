@@ -2,6 +2,8 @@
 simulator: requests, errors, atomic writes, resynchronisation."""
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from heraldry.gateware.protocol import ErrorCode, FrameType
 from heraldry.gateware.regmap import ID_WORDS, MAGIC, SocParameters
@@ -119,3 +121,45 @@ def test_resynchronises_after_garbage(link):
     assert responses[-1][0] == FrameType.READ_DATA and responses[-1][1][0] == 18
     (after,) = link(read_req(19, stats_addr, 1))
     assert words(after[1])[0] - words(before[1])[0] == 1
+
+
+def probe(link, tag):
+    """A read of the magic number, retried like the host does: the receiver may first have
+    to hunt through what garbage left it expecting. Returns the tries it took."""
+    for attempt in range(6):
+        responses = link(read_req(tag, 0, 1), n_responses=1, max_cycles=600)
+        if (FrameType.READ_DATA, bytes((tag, 0, 0)) + MAGIC.to_bytes(4, "little")) \
+                in responses:
+            return attempt + 1
+    raise AssertionError("the device never answered again")
+
+
+def config_words(link):
+    probe(link, 98)             # in step again, whatever the last example left behind
+    base, n = link.regmap.span("config.")
+    values = []
+    for addr in range(base, base + n, SOC.max_burst):
+        count = min(SOC.max_burst, base + n - addr)
+        (resp,) = link(read_req(99, addr, count))
+        assert resp[0] == FrameType.READ_DATA
+        values += words(resp[1])
+    return values
+
+
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=st.binary(max_size=80),
+       corruption=st.tuples(st.integers(0, 10_000), st.integers(1, 255)),
+       values=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=8))
+def test_fuzzed_requests_never_partly_applied(link, garbage, corruption, values):
+    # Nothing may change the configuration: read it once, compare after every example.
+    if not hasattr(link, "config_before"):
+        link.config_before = config_words(link)
+    before = link.config_before
+    base = link.regmap["config.period"].addr
+    frame = bytearray(write_req(42, base, values))
+    position, flip = corruption
+    frame[position % len(frame)] ^= flip
+    link(garbage + bytes(frame), n_responses=0, max_cycles=200)
+    assert probe(link, 7) <= 5
+    assert config_words(link) == before
