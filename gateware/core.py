@@ -253,7 +253,8 @@ class HeraldCore(wiring.Component):
         ]
         with m.If(self.table.en):
             m.d.comb += fresh_next.bit_select(self.table.addr, 1).eq(write_bank)
-        m.d.sync += fresh_now.eq(fresh_next)
+        with m.If(self.table.en):
+            m.d.sync += fresh_now.eq(fresh_next)
         with m.If(start_accept):
             m.d.sync += fresh_run.eq(fresh_next)
         for bank, port in enumerate(write_ports):
@@ -265,7 +266,8 @@ class HeraldCore(wiring.Component):
         for port in read_ports:
             m.d.comb += port.addr.eq(pattern)
         read_bank = Signal()
-        m.d.sync += read_bank.eq(fresh_run.bit_select(pattern, 1))
+        with m.If(in_attempt & (offset == e + 1)):    # the table lookup cycle
+            m.d.sync += read_bank.eq(fresh_run.bit_select(pattern, 1))
         table_out = Signal(p.outcome_width)
         m.d.comb += table_out.eq(Mux(read_bank, read_ports[1].data, read_ports[0].data))
 
@@ -320,8 +322,12 @@ class HeraldCore(wiring.Component):
         m.d.comb += self.recal.eq(running & (sched == _Sched.RECAL))
 
         # -- counters -------------------------------------------------------------------------
+        # Updated only when they change: cheaper in simulation, same behaviour.
         def count(counter, increment):
-            m.d.sync += counter.eq(Mux(start_accept, 0, counter) + increment)
+            with m.If(start_accept):
+                m.d.sync += counter.eq(increment)
+            with m.Elif(increment != 0):
+                m.d.sync += counter.eq(counter + increment)
 
         count(counters.attempts, go)
         count(counters.cycles, running)
@@ -336,34 +342,48 @@ class HeraldCore(wiring.Component):
                 count(counters.multi_clicks[w][c], second_click[w * nc + c])
 
         # -- event records: produced at the decision and at the end, queued two deep ---------
-        record_layout = p.record_layout()
         seq = Signal(p.seq_width)
-        attempt_record = Signal(record_layout)
-        end_record = Signal(record_layout)
         push_attempt = Signal()
+        n_push = Signal(2)
         m.d.comb += [
             push_attempt.eq(herald | diag),
-            attempt_record.seq.eq(seq),
-            attempt_record.kind.eq(Mux(herald, RecordKind.HERALD, RecordKind.DIAGNOSTIC)),
-            attempt_record.reason.eq(Reason.HERALD),
-            attempt_record.outcome.eq(self.outcome),
-            attempt_record.attempt.eq(counters.attempts - 1),
-            attempt_record.start.eq(attempt_start),
-            end_record.seq.eq(seq + push_attempt),
-            end_record.kind.eq(RecordKind.END),
-            end_record.reason.eq(self.reason),
-            end_record.attempt.eq(counters.attempts),
-            end_record.start.eq(elapsed),
+            n_push.eq(push_attempt + done),
         ]
-        for w in range(nw):
-            for c in range(nc):
-                cell = attempt_record.cells[w][c]
-                m.d.comb += [cell.cls.eq(cls[w * nc + c]), cell.first.eq(first[w * nc + c])]
-        n_push = Signal(2)
-        m.d.comb += n_push.eq(push_attempt + done)
-        m.d.sync += seq.eq(seq + n_push)
+        with m.If(n_push != 0):
+            m.d.sync += seq.eq(seq + n_push)
 
-        slots = [Signal(record_layout, name=f"queue{i}") for i in range(2)]
+        def load_attempt(slot):
+            m.d.sync += [
+                slot.seq.eq(seq),
+                slot.kind.eq(Mux(herald, RecordKind.HERALD, RecordKind.DIAGNOSTIC)),
+                slot.reason.eq(Reason.HERALD),
+                slot.outcome.eq(self.outcome),
+                slot.attempt.eq(counters.attempts - 1),
+                slot.start.eq(attempt_start),
+            ]
+            for w in range(nw):
+                for c in range(nc):
+                    m.d.sync += [slot.cells[w][c].cls.eq(cls[w * nc + c]),
+                                 slot.cells[w][c].first.eq(first[w * nc + c])]
+
+        def load_end(slot):
+            m.d.sync += [
+                slot.seq.eq(seq + push_attempt),
+                slot.kind.eq(RecordKind.END),
+                slot.reason.eq(self.reason),
+                slot.outcome.eq(0),
+                slot.attempt.eq(counters.attempts),
+                slot.start.eq(elapsed),
+                slot.cells.as_value().eq(0),
+            ]
+
+        def load_first_push(slot):
+            with m.If(push_attempt):
+                load_attempt(slot)
+            with m.Elif(done):
+                load_end(slot)
+
+        slots = [Signal(p.record_layout(), name=f"queue{i}") for i in range(2)]
         level = Signal(range(3))
         pop = Signal()
         m.d.comb += [
@@ -373,19 +393,22 @@ class HeraldCore(wiring.Component):
         ]
         remaining = Signal(range(3))
         m.d.comb += remaining.eq(level - pop)
-        first_push = Mux(push_attempt, attempt_record, end_record)
         accepted = Signal(2)
         with m.Switch(remaining):
             with m.Case(0):
                 m.d.comb += accepted.eq(n_push)
-                m.d.sync += [slots[0].eq(first_push), slots[1].eq(end_record)]
+                load_first_push(slots[0])
+                with m.If(push_attempt & done):
+                    load_end(slots[1])
             with m.Case(1):
                 m.d.comb += accepted.eq(Mux(n_push != 0, 1, 0))
-                m.d.sync += [slots[0].eq(Mux(pop, slots[1], slots[0])),
-                             slots[1].eq(first_push)]
+                with m.If(pop):
+                    m.d.sync += slots[0].eq(slots[1])
+                load_first_push(slots[1])
             with m.Case(2):
                 m.d.comb += accepted.eq(0)
-        m.d.sync += level.eq(remaining + accepted)
+        with m.If(pop | (n_push != 0)):
+            m.d.sync += level.eq(remaining + accepted)
         count(counters.dropped_records, n_push - accepted)
 
         return m
