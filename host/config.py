@@ -3,9 +3,8 @@ written to it."""
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..gateware.layouts import HERALD_LATENCY
 from ..sim.golden import CoreConfig
 from .errors import ConfigError
 from .protocols import BarrettKok, Custom, Protocol, SingleClick

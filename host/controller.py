@@ -7,7 +7,7 @@ import numpy as np
 
 from ..gateware.layouts import Reason, RecordKind
 from ..gateware.regmap import (CONTROL_SNAPSHOT, CONTROL_START, CONTROL_STOP, ID_WORDS,
-                               WORD_BITS, Access)
+                               WORD_BITS)
 from ..sim.golden import CoreConfig
 from .config import Config
 from .device import DeviceInfo

@@ -4,6 +4,7 @@ the golden model."""
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from heraldry.gateware.layouts import Reason, RecordKind
@@ -119,3 +120,37 @@ def test_counters_snapshot_and_status(sim):
     end = ctl.read_events(0.5)
     assert end["kind"][-1] == RecordKind.END.value
     assert end["reason"][-1] == Reason.STOPPED.value
+
+
+def test_run_until_heralds_matches_model_with_the_stop(sim):
+    ctl, source = sim
+    params = ctl.device.core_params
+    model = HeraldCoreModel(params)
+    model.seq = ctl.status().next_seq
+    ctl.configure(Config(period_ns=200, windows_ns=[(10, 80)], protocol="single-click"))
+    result = ctl.run(heralds=3)
+    assert result.reason is Reason.STOPPED
+    assert result.heralds >= 3
+    # The host's stop landed in the run's last cycle: replay it into the model.
+    s = result.counters.start_cycle
+    stop = s + result.counters.cycles
+    clicks = click_edges(source, s, stop + 2, params.n_channels)
+    expected = model.run(ctl.core_config, ctl.table, s, clicks, source.ready, stop)
+    assert result.counters.as_dict() == expected.counters
+    assert as_golden(params, result.records) == expected.records
+
+
+def test_events_generator(sim):
+    ctl, _ = sim
+    ctl.configure(Config(period_ns=200, windows_ns=[(10, 80)], max_attempts=30,
+                         diagnostic=True))
+    ctl.start()
+    batches = []
+    for batch in ctl.events(timeout=2.0):
+        batches.append(batch)
+        if batch["kind"][-1] == RecordKind.END.value:
+            break
+    records = np.concatenate(batches)
+    assert records["kind"][-1] == RecordKind.END.value
+    assert records["attempt"][-1] == 30
+    assert np.all(np.diff(records["seq"].astype(np.int64)) == 1)
