@@ -9,7 +9,8 @@ on that platform.
 from dataclasses import dataclass, field, replace
 
 from amaranth.build import Attrs, Pins, Resource, Subsignal
-from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import io
+from amaranth.hdl import ClockDomain, Elaboratable, Module
 
 from ..gateware.layouts import CoreParameters
 from ..gateware.regmap import SocParameters
@@ -177,6 +178,7 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         board = self.board
         m = Module()
+        m.domains.sync = ClockDomain("sync")
         clk_port = platform.request(platform.default_clk, dir="-")
         m.submodules.pll = board.pll(clk_port, platform.default_clk_frequency, board.clk_freq)
 
@@ -196,9 +198,12 @@ class BoardTop(Elaboratable):
             frontend.trig.eq(soc.trig),
             frontend.herald.eq(soc.herald),
         ]
-        uart_pins = platform.request("uart", 0)
-        m.d.comb += [soc.rx_pin.eq(uart_pins.rx.i), uart_pins.tx.o.eq(soc.tx_pin)]
+        uart_pins = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = uart_rx = io.Buffer("i", uart_pins.rx)
+        m.submodules.uart_tx = uart_tx = io.Buffer("o", uart_pins.tx)
+        m.d.comb += [soc.rx_pin.eq(uart_rx.i), uart_tx.o.eq(soc.tx_pin)]
         if board.status_led is not None:
-            led = platform.request(*board.status_led)
+            m.submodules.led = led = io.Buffer("o", platform.request(*board.status_led,
+                                                                     dir="-"))
             m.d.comb += led.o.eq(soc.running)
         return m

@@ -167,7 +167,9 @@ def parse_nextpnr_report(report, clock_net=None):
         clock_net = min(fmax, key=lambda net: fmax[net][0] / fmax[net][1])
     path = []
     for entry in report.get("critical_paths", []):
-        if clock_net not in (entry.get("from"), entry.get("to")):
+        # Endpoints are named "posedge <net>" (or "negedge <net>", "<async>").
+        clocks = {str(entry.get(end, "")).split(" ")[-1] for end in ("from", "to")}
+        if clock_net not in clocks:
             continue
         for step in entry.get("path", []):
             path.append((_endpoint(step.get("from")), _endpoint(step.get("to")),
@@ -288,12 +290,26 @@ def bitstream_root():
     return build_root() / "bitstreams"
 
 
+_PLANS = {}
+
+
 def _prepare(board):
+    """``(name, plan)`` of ``board``'s build; elaborated once per process."""
+    key = repr(board)
+    if key not in _PLANS:
+        _PLANS[key] = _make_plan(board)
+    return _PLANS[key]
+
+
+def _make_plan(board):
     from .board import BoardTop
     platform = board.create_platform()
     name = f"heraldry_{board.name.replace('-', '_')}"
     plan = platform.prepare(
         BoardTop(board), name=name, synth_opts=list(board.synth_opts),
+        # Without source locations the RTLIL, and so the cache key, does not depend on
+        # where the checkout is.
+        emit_src=False,
         # A report to parse, and a failed timing check that still writes it, so that the
         # error can name the achieved Fmax instead of nextpnr's bare "FAIL".
         nextpnr_opts=["--report", "report.json", "--timing-allow-fail", "--seed", str(SEED)])

@@ -1,7 +1,8 @@
 """iCEBreaker (iCE40UP5K-SG48): 48 MHz from the 12 MHz oscillator, UART at 3 Mbaud.
 
-PMOD1A carries the inputs, PMOD1B the outputs. At 48 MHz a 48-bit counter wraps after 68
-days, so the core keeps its default widths.
+PMOD1A carries the inputs, PMOD1B the outputs. The UP5K has 5280 logic cells, so counters
+are 42 bits wide (they wrap after 25.4 h at 48 MHz, more than a day) and the event FIFO holds
+128 records.
 """
 
 from amaranth_boards.icebreaker import ICEBreakerPlatform
@@ -22,8 +23,8 @@ ICEBREAKER = Board(
     clk_freq=48_000_000,
     min_clk_freq=48_000_000,
     baud=3_000_000,
-    core=CoreParameters(n_channels=2, n_windows=2, n_outputs=4),
-    fifo_depth=256,
+    core=CoreParameters(n_channels=2, n_windows=2, n_outputs=4, count_width=42),
+    fifo_depth=128,
     pll=ICE40PLL,
     io_attrs={"IO_STANDARD": "SB_LVCMOS"},
     pins=(
@@ -40,6 +41,7 @@ ICEBREAKER = Board(
         Pin("trig", 3, _OUT, "10", "P1B10"),
     ),
     bitstream_ext="bin",
-    loader_board="icebreaker",
+    # openFPGALoader knows the iCEBreaker as its FT2232H programmer, like the iCE40 kits.
+    loader_board="ice40_generic",
     status_led=("led_g", 0),
 )

@@ -8,7 +8,7 @@ make every window drift.
 
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockDomain, ClockSignal, Instance, Module, Signal
+from amaranth.hdl import ClockSignal, Instance, Module, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 
@@ -113,7 +113,8 @@ def ecp5_pll_settings(f_in, f_out):
 
 
 class _PLLDomain(wiring.Component):
-    """A ``sync`` clock domain driven by a PLL, held in reset until the PLL locks.
+    """Drives the ``sync`` clock domain (defined by the parent) from a PLL, and holds it in
+    reset until the PLL locks.
 
     Parameters
     ----------
@@ -137,7 +138,6 @@ class _PLLDomain(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.domains.sync = ClockDomain("sync")
         clk = Signal(name="pll_out")
         self.instantiate(m, clk)
         m.d.comb += ClockSignal("sync").eq(clk)

