@@ -67,6 +67,8 @@ class Controller:
         self.seq_gaps = 0
         self.request_retries = 0
         self.stale_responses = 0
+        #: Records that arrived before the last run() started (from earlier activity).
+        self.backlog = None
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
@@ -262,8 +264,12 @@ class Controller:
                           max(0.0, min(0.05, deadline - time.monotonic())))
             if self._event_chunks or time.monotonic() >= deadline:
                 break
-        self._event_chunks.append(PAD)
-        raw = b"".join(self._event_chunks)
+        if len(self._event_chunks) == 1:
+            raw = self._event_chunks[0]      # a bytearray of the decoder's: no copy
+            raw += PAD
+        else:
+            self._event_chunks.append(PAD)
+            raw = b"".join(self._event_chunks)
         self._event_chunks.clear()
         records = decode_records(self.device.core_params, raw, padded=True)
         self._account(records)

@@ -52,8 +52,9 @@ class FrameDecoder:
     """Incremental frame decoder.
 
     :meth:`feed` takes any bytes and returns the frames completed so far: a list of
-    ``(type, payload)`` for responses, and a list of ``bytes`` chunks holding the records of
-    event frames (``n * record_bytes`` bytes each, the count byte removed).
+    ``(type, payload)`` for responses, and a list holding at most one ``bytearray``: the
+    records of every event frame completed by this call, concatenated (count bytes removed),
+    ready for :func:`~heraldry.host.records.decode_records`.
 
     A frame whose CRC fails is dropped and the search for SYNC resumes at the byte after its
     SYNC, so a real frame hidden behind a false SYNC is still found.
@@ -92,7 +93,8 @@ class FrameDecoder:
         buf = self._buf
         buf += data
         stats = self.stats
-        responses, events = [], []
+        responses = []
+        records = bytearray()
         rb = self.limits.record_bytes
         valid = self._valid
         no_lengths = frozenset()
@@ -136,7 +138,7 @@ class FrameDecoder:
                 if frame_type == events_type:
                     stats.event_frames += 1
                     stats.records += buf[i + 4]
-                    events.append(view[i + 5:body_end].tobytes())
+                    records += view[i + 5:body_end]
                 else:
                     responses.append((frame_type, view[i + 4:body_end].tobytes()))
                 pos = end
@@ -144,4 +146,4 @@ class FrameDecoder:
             view.release()
         stats.garbage_bytes += garbage
         del buf[:pos]
-        return responses, events
+        return responses, [records] if records else []
