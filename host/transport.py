@@ -5,7 +5,7 @@ Every transport raises :class:`~heraldry.host.errors.LinkError` when the link di
 """
 
 import socket
-import time
+import threading
 from urllib.parse import parse_qs, urlparse
 
 from .errors import LinkError
@@ -36,7 +36,61 @@ class Transport:
         pass
 
 
-class TcpTransport(Transport):
+class _BackgroundReader(Transport):
+    """A thread drains the link into memory all the time, so that no operating-system
+    buffer overflows while the caller is busy elsewhere (at 3 Mbaud a 4 KiB buffer lasts
+    14 ms). A link error seen by the thread is raised by the next :meth:`read`, after the
+    bytes that arrived before it."""
+
+    def _start_reader(self):
+        self._received = bytearray()
+        self._cond = threading.Condition()
+        self._error = None
+        self._closing = False
+        self._thread = threading.Thread(target=self._pump, name=f"reader {self.url}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _read_once(self) -> bytes:
+        """Block for a short while; return what arrived (maybe nothing) or raise
+        :class:`LinkError`."""
+        raise NotImplementedError
+
+    def _pump(self):
+        while not self._closing:
+            try:
+                data = self._read_once()
+            except Exception as exc:        # noqa: BLE001 -- handed to the reader
+                if self._closing:
+                    return
+                error = exc if isinstance(exc, LinkError) else LinkError(
+                    f"{self.url}: link lost: {exc}")
+                with self._cond:
+                    self._error = error
+                    self._cond.notify_all()
+                return
+            if data:
+                with self._cond:
+                    self._received += data
+                    self._cond.notify_all()
+
+    def read(self, timeout):
+        with self._cond:
+            if not self._received and self._error is None and timeout > 0:
+                self._cond.wait(timeout)
+            if self._received:
+                data = bytes(self._received)
+                self._received.clear()
+                return data
+            if self._error is not None:
+                raise self._error
+            return b""
+
+    def _stop_reader(self):
+        self._closing = True
+
+
+class TcpTransport(_BackgroundReader):
     """``tcp://HOST:PORT``: a client socket (the virtual board is the server)."""
 
     response_timeout = 2.0
@@ -48,15 +102,10 @@ class TcpTransport(Transport):
         except OSError as exc:
             raise LinkError(f"{self.url}: cannot connect: {exc}") from exc
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.settimeout(0.1)
+        self._start_reader()
 
-    def write(self, data):
-        try:
-            self.sock.sendall(data)
-        except OSError as exc:
-            raise LinkError(f"{self.url}: link lost while sending: {exc}") from exc
-
-    def read(self, timeout):
-        self.sock.settimeout(max(timeout, 1e-4))
+    def _read_once(self):
         try:
             data = self.sock.recv(1 << 20)
         except socket.timeout:
@@ -67,14 +116,28 @@ class TcpTransport(Transport):
             raise LinkError(f"{self.url}: the device closed the connection")
         return data
 
+    def write(self, data):
+        if self._error is not None:
+            raise self._error
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise LinkError(f"{self.url}: link lost while sending: {exc}") from exc
+
     def close(self):
+        self._stop_reader()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         try:
             self.sock.close()
         except OSError:
             pass
+        self._thread.join(1.0)
 
 
-class SerialTransport(Transport):
+class SerialTransport(_BackgroundReader):
     """``serial:///dev/ttyUSB1?baud=3000000``: a USB-serial port (8N1, no flow control)."""
 
     def __init__(self, port, baud=3_000_000):
@@ -85,34 +148,32 @@ class SerialTransport(Transport):
         self._serial_exc = serial.SerialException
         self.url = f"serial://{port}?baud={baud}"
         try:
-            self.port = serial.Serial(port, baudrate=baud, timeout=0, write_timeout=2.0)
+            self.port = serial.Serial(port, baudrate=baud, timeout=0.05, write_timeout=2.0)
         except (serial.SerialException, OSError) as exc:
             raise LinkError(f"{self.url}: cannot open: {exc}") from exc
         self.port.reset_input_buffer()
+        self._start_reader()
+
+    def _read_once(self):
+        try:
+            return self.port.read(max(1, self.port.in_waiting))
+        except (self._serial_exc, OSError, TypeError) as exc:
+            raise LinkError(f"{self.url}: link lost: {exc}") from exc
 
     def write(self, data):
+        if self._error is not None:
+            raise self._error
         try:
             self.port.write(data)
         except (self._serial_exc, OSError) as exc:
             raise LinkError(f"{self.url}: link lost while sending: {exc}") from exc
 
-    def read(self, timeout):
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                waiting = self.port.in_waiting
-                if waiting:
-                    return self.port.read(waiting)
-                if time.monotonic() >= deadline:
-                    return b""
-                time.sleep(min(0.001, max(0.0, deadline - time.monotonic())))
-        except (self._serial_exc, OSError) as exc:
-            raise LinkError(f"{self.url}: link lost: {exc}") from exc
-
     def close(self):
+        self._stop_reader()
+        self._thread.join(1.0)
         try:
             self.port.close()
-        except Exception:
+        except Exception:        # noqa: BLE001 -- closing a dead port
             pass
 
 
