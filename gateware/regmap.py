@@ -157,6 +157,8 @@ class SocParameters:
     frontend_latency : int
         Cycles of the board front-end (pins to core ``clicks``), ``S`` in the timing
         contract; 0 for the bare SoC.
+    output_latency : int
+        Cycles from a core output (``trig``, ``gate``, ...) to its pin; 0 for the bare SoC.
     """
     core: CoreParameters = field(default_factory=CoreParameters)
     clk_freq: int = 100_000_000
@@ -164,6 +166,7 @@ class SocParameters:
     max_burst: int = 64
     max_records_per_frame: int = 128
     frontend_latency: int = 0
+    output_latency: int = 0
 
     def __post_init__(self):
         for name in ("clk_freq", "fifo_depth", "max_burst", "max_records_per_frame"):
@@ -175,8 +178,10 @@ class SocParameters:
         if not 1 <= self.max_records_per_frame <= 255:
             raise ValueError(f"max_records_per_frame = {self.max_records_per_frame}: "
                              f"must be 1..255 (one count byte)")
-        if self.frontend_latency < 0:
-            raise ValueError(f"frontend_latency must be >= 0, not {self.frontend_latency}")
+        for name in ("frontend_latency", "output_latency"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be an integer >= 0, not "
+                                 f"{getattr(self, name)!r}")
 
     @property
     def record_bytes(self):
@@ -219,6 +224,7 @@ _ID_FIELDS = [
     ("fifo_depth", "Event FIFO depth in records."),
     ("max_burst", "Most words in one read or write request."),
     ("max_records_per_frame", "Most event records in one event frame."),
+    ("output_latency", "Cycles from a core output to its pin."),
 ]
 assert len(_ID_FIELDS) <= ID_WORDS
 
@@ -238,6 +244,7 @@ def _id_values(soc, map_hash):
         "start_latency": START_LATENCY, "frontend_latency": soc.frontend_latency,
         "fifo_depth": soc.fifo_depth, "max_burst": soc.max_burst,
         "max_records_per_frame": soc.max_records_per_frame,
+        "output_latency": soc.output_latency,
     }
 
 

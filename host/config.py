@@ -51,6 +51,12 @@ class Config:
 
     Times are converted to cycles of the device's clock (``DeviceInfo.clk_freq``), rounded
     to the nearest cycle, halves up: at 100 MHz, 12.4 ns is 1 cycle and 15 ns is 2 cycles.
+
+    Times are as seen at the pins, from the start of the attempt on the output pins. The
+    outputs all have the same latency, so they are configured as given; a click reaches the
+    core ``output_latency + frontend_latency`` cycles (both from the identification block;
+    0 on the bare SoC) after the pins' time, so the windows are moved that much later in
+    the core. Record ``first`` offsets are core offsets: subtract the same to get pin times.
     Nothing is written to the device unless every field fits; the first one that does not
     raises :class:`ConfigError` naming the field, the value and the limit.
 
@@ -150,16 +156,20 @@ class Config:
             raise ConfigError("windows_ns", f"{len(self.windows_ns)} windows",
                               f"the device has {device.n_windows}")
         windows = []
+        # Pins to core: the attempt leaves on the output pins `output_latency` cycles after
+        # the core starts it, a click reaches the core `frontend_latency` after its pin.
+        delay = device.output_latency + device.frontend_latency
+        moved = f" (moved {delay} cycles later for the pin-to-core latency)" if delay else ""
         for i, window in enumerate(self.windows_ns):
             name = f"windows_ns[{i}]"
             if len(window) != 2:
                 raise ConfigError(name, window, "must be (start, length)")
-            start = ns_to_cycles(name + ".start", window[0], f, ow)
+            start = ns_to_cycles(name + ".start", window[0], f, ow) + delay
             length = ns_to_cycles(name + ".length", window[1], f, ow, minimum=1)
             if start + length > period:
                 raise ConfigError(name, tuple(window),
                                   f"window outside the period: ends at cycle "
-                                  f"{start + length}, the period is {period} cycles "
+                                  f"{start + length}{moved}, the period is {period} cycles "
                                   f"({self.period_ns} ns)")
             windows.append((start, length))
         if windows:
@@ -167,7 +177,7 @@ class Config:
             if e + L >= period:
                 raise ConfigError(
                     "windows_ns", [tuple(w) for w in self.windows_ns],
-                    f"the last window ends at cycle {e}; with the herald latency of {L} "
+                    f"the last window ends at cycle {e}{moved}; with the herald latency of {L} "
                     f"cycles the decision (cycle {e + L}) must come before the next attempt "
                     f"(cycle {period}): need last end + {L} < period")
 

@@ -39,6 +39,7 @@ class DeviceInfo:
     fifo_depth: int
     max_burst: int
     max_records_per_frame: int
+    output_latency: int
 
     @classmethod
     def from_words(cls, words):
@@ -76,7 +77,7 @@ class DeviceInfo:
         return SocParameters(
             core=self.core_params, clk_freq=self.clk_freq, fifo_depth=self.fifo_depth,
             max_burst=self.max_burst, max_records_per_frame=self.max_records_per_frame,
-            frontend_latency=self.frontend_latency)
+            frontend_latency=self.frontend_latency, output_latency=self.output_latency)
 
     @property
     def regmap(self) -> RegisterMap:
@@ -99,5 +100,6 @@ class DeviceInfo:
                 f"{self.protocol_version}; {self.clk_freq / 1e6:g} MHz, {self.n_channels} "
                 f"channels, {self.n_windows} windows, {self.n_outputs} outputs; counters "
                 f"{self.count_width} bits, table {self.table_depth} entries, herald latency "
-                f"{self.herald_latency} cycles, front-end latency {self.frontend_latency}; "
+                f"{self.herald_latency} cycles, front-end latency {self.frontend_latency}, "
+                f"output latency {self.output_latency}; "
                 f"event FIFO {self.fifo_depth} records")

@@ -10,7 +10,8 @@ array fields. For the default parameters (2 windows x 2 channels)::
     attempt  u8            attempt index in the run (END: attempts in the run)
     start    u8            attempt start, cycles since the run started (END: end cycle)
     cls      u1 (nw, nc)   click class per window x channel: 0 none, 1 one, 2 more
-    first    u2 (nw, nc)   offset of the first click per window x channel (0 if none)
+    first    u2 (nw, nc)   core offset of the first click per window x channel (0 if none);
+                           minus output_latency + frontend_latency: the time at the pins
 
 On the wire a record is its layout's bits, little-endian, in ``ceil(size / 8)`` bytes.
 :func:`decode_records` is vectorised: one numpy expression per field, never a loop per

@@ -125,6 +125,24 @@ def test_clock_is_the_devices():
     assert core.period == 120 and core.windows == ((12, 24),)
 
 
+def test_windows_refer_to_the_pins():
+    board = device(frontend_latency=3, output_latency=1)
+    core, _ = Config(period_ns=500, windows_ns=[(100, 50)],
+                     outputs_ns=[(0, 20)]).compile(board)
+    assert core.windows == ((14, 5),)        # 10 cycles at the pins + 1 out + 3 in
+    assert core.outputs == ((0, 2),)         # every output has the same latency
+    assert board.summary().count("latency") == 3
+    # The move counts against the period: 45 + 4 + 5 = 54 > 50.
+    error = check(Config(period_ns=500, windows_ns=[(450, 50)]), "windows_ns[0]",
+                  ["moved 4 cycles later"], dev=board)
+    assert error.value == (450, 50)
+    # And against the decision: cycles 48, 49 in the core; 49 + L = 51 >= 50.
+    check(Config(period_ns=500, windows_ns=[(440, 20)]), "windows_ns",
+          ["moved 4 cycles later", "herald latency of 2"], dev=board)
+    # Cycles 46, 47: 47 + 2 < 50.
+    Config(period_ns=500, windows_ns=[(420, 20)]).compile(board)
+
+
 def test_config_dict_round_trip():
     config = Config(period_ns=1000, windows_ns=[(0, 100), (200, 100)], protocol=BarrettKok(),
                     max_attempts=5)
