@@ -330,7 +330,7 @@ def _digest(plan):
     return digest.hexdigest()[:20]
 
 
-def build_board(board, *, force=False, check_timing=True, log=None):
+def build_board(board, *, force=False, check_timing=True):
     """Build ``board``'s bitstream (or find it in the cache); returns a :class:`BuildResult`.
 
     Raises :class:`TimingError` when ``check_timing`` and the achieved Fmax is below the
@@ -354,7 +354,7 @@ def build_board(board, *, force=False, check_timing=True, log=None):
             result.cached = True
         else:
             try:
-                result = _run_build(board, name, plan, folder, digest, log)
+                result = _run_build(board, name, plan, folder, digest)
             except FitError as exc:
                 fit_file.write_text(json.dumps({
                     "message": str(exc), "board": exc.board, "luts": exc.luts, "ffs": exc.ffs,
@@ -366,7 +366,7 @@ def build_board(board, *, force=False, check_timing=True, log=None):
     return result
 
 
-def _run_build(board, name, plan, folder, digest, log):
+def _run_build(board, name, plan, folder, digest):
     env = tool_env()
     if folder.exists():
         shutil.rmtree(folder)
