@@ -69,9 +69,10 @@ class RegisterBank(wiring.Component):
         The configuration shadow registers. The core samples them in the cycle a run starts,
         which is what makes a configuration take effect atomically.
     table : Out(table_port_layout)
-        Decision-table write strobe; one cycle per written entry.
+        Decision-table write strobe; one cycle per written entry, the cycle after the bus
+        write.
     start, stop : Out(1)
-        Strobes from the ``control`` register.
+        Strobes from the ``control`` register, the cycle after the bus write.
     counters : In(counters_layout)
         The core's live counters; latched by the SNAPSHOT strobe.
     status : In(status_layout)
@@ -135,12 +136,15 @@ class RegisterBank(wiring.Component):
                     m.d.sync += bus.r_data.eq(0)
 
         # -- writes -------------------------------------------------------------------------
+        # Strobes are registered (they act the cycle after the write): the core's start
+        # logic is deep, and the bus decode must not be in front of it.
         control = regmap["control"]
         table = regmap["table"]
+        m.d.sync += [self.start.eq(0), self.stop.eq(0), snapshot.eq(0), self.table.en.eq(0)]
         with m.If(bus.w_stb):
             with m.Switch(bus.addr):
                 with m.Case(control.addr):
-                    m.d.comb += [
+                    m.d.sync += [
                         self.start.eq((bus.w_data & CONTROL_START) != 0),
                         self.stop.eq((bus.w_data & CONTROL_STOP) != 0),
                         snapshot.eq((bus.w_data & CONTROL_SNAPSHOT) != 0),
@@ -151,7 +155,7 @@ class RegisterBank(wiring.Component):
                             target = _resolve(self.config, reg.path)
                             m.d.sync += target.eq(bus.w_data[:reg.width])
             with m.If((bus.addr >= table.addr) & (bus.addr < table.addr + table.count)):
-                m.d.comb += [
+                m.d.sync += [
                     self.table.addr.eq(bus.addr - table.addr),
                     self.table.data.eq(bus.w_data),
                     self.table.en.eq(1),

@@ -89,28 +89,33 @@ def test_bank_config_table_control_snapshot():
         assert ctx.get(dut.config.windows[1].length) == 7
         assert ctx.get(dut.config.timeout) == 0xDEADBEEF
         assert await read(ctx, dut, regmap["config.windows.1.length"].addr) == 7
-        # Table writes are one-cycle strobes with the entry's index.
+        # Table writes are one-cycle strobes with the entry's index, the cycle after.
         ctx.set(dut.bus.addr, regmap["table"].addr + 201)
         ctx.set(dut.bus.w_data, 3)
         ctx.set(dut.bus.w_stb, 1)
+        assert ctx.get(dut.table.en) == 0
+        await ctx.tick()
+        ctx.set(dut.bus.w_stb, 0)
         assert (ctx.get(dut.table.en), ctx.get(dut.table.addr), ctx.get(dut.table.data)) \
             == (1, 201, 3)
         await ctx.tick()
-        ctx.set(dut.bus.w_stb, 0)
         assert ctx.get(dut.table.en) == 0
-        # Control strobes.
+        # Control strobes, registered too.
         ctx.set(dut.bus.addr, regmap["control"].addr)
         ctx.set(dut.bus.w_data, CONTROL_START | CONTROL_STOP)
         ctx.set(dut.bus.w_stb, 1)
-        assert (ctx.get(dut.start), ctx.get(dut.stop)) == (1, 1)
+        assert (ctx.get(dut.start), ctx.get(dut.stop)) == (0, 0)
         await ctx.tick()
         ctx.set(dut.bus.w_stb, 0)
+        assert (ctx.get(dut.start), ctx.get(dut.stop)) == (1, 1)
+        await ctx.tick()
         assert (ctx.get(dut.start), ctx.get(dut.stop)) == (0, 0)
         # Snapshot: counters latched, later changes invisible until the next snapshot.
         attempts = (1 << 47) | 0x1234_5678_9
         ctx.set(dut.counters.attempts, attempts)
         ctx.set(dut.status.start_cycle, 77)
         await write(ctx, dut, regmap["control"].addr, CONTROL_SNAPSHOT)
+        await ctx.tick()           # the latch acts the cycle after the write
         ctx.set(dut.counters.attempts, 5)
         addr = regmap["counters.attempts"].addr
         lo, hi = await read(ctx, dut, addr), await read(ctx, dut, addr + 1)
