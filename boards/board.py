@@ -16,7 +16,7 @@ from ..gateware.layouts import CoreParameters
 from ..gateware.regmap import SocParameters
 from ..gateware.soc import UartHeraldSoC
 from ..gateware.uart import divisor_for
-from .frontend import FRONTEND_LATENCY, INPUT_NAMES, OUTPUT_NAMES, FrontEnd
+from .frontend import FRONTEND_LATENCY, INPUT_NAMES, OUTPUT_LATENCY, OUTPUT_NAMES, FrontEnd
 
 __all__ = ["Pin", "Board", "BoardTop"]
 
@@ -128,7 +128,7 @@ class Board:
     @property
     def soc_params(self) -> SocParameters:
         return SocParameters(core=self.core, clk_freq=self.clk_freq, fifo_depth=self.fifo_depth,
-                             frontend_latency=FRONTEND_LATENCY)
+                             frontend_latency=FRONTEND_LATENCY, output_latency=OUTPUT_LATENCY)
 
     @property
     def uart_divisor(self):
