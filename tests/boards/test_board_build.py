@@ -253,7 +253,7 @@ def test_board_build_ulx3s_report(capsys):
 
 
 @pytest.mark.xfail(raises=TimingError, strict=True, reason=(
-    "the SoC reaches about 39 MHz on the ECP5-85F (125 MHz required, 200 MHz aimed): the "
+    "the SoC reaches about 42 MHz on the ECP5-85F (125 MHz required, 200 MHz aimed): the "
     "core computes its start-cycle decisions combinationally from the live configuration "
     "(window end e, deadline, go) into its 48-bit counters; strict, so this fails once "
     "timing closes"))
@@ -262,7 +262,7 @@ def test_board_timing_ulx3s():
 
 
 @pytest.mark.xfail(raises=FitError, strict=True, reason=(
-    "the SoC does not fit the iCE40UP5K: about 6700 LUT4 and 4900 FF after synthesis for "
+    "the SoC does not fit the iCE40UP5K: about 6000 LUT4 and 4900 FF after synthesis for "
     "5280 logic cells; strict, so this fails once it fits"))
 def test_board_timing_icebreaker():
     result = build_board(ICEBREAKER)
