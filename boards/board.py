@@ -6,7 +6,7 @@ trigger outputs. :class:`BoardTop` puts the PLL, the front-end, the SoC and the 
 on that platform.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from amaranth.build import Attrs, Pins, Resource, Subsignal
 from amaranth.lib import io

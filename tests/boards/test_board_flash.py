@@ -1,7 +1,6 @@
 """``heraldry flash``: the openFPGALoader command lines and the errors a user meets first."""
 
 import ctypes.util
-import subprocess
 
 import pytest
 

@@ -9,7 +9,6 @@ import pytest
 from heraldry.boards.frontend import FRONTEND_LATENCY, OUTPUT_LATENCY, SYNC_STAGES
 from heraldry.boards.simtop import pin_top_verilog
 from heraldry.gateware.layouts import CoreParameters
-from heraldry.gateware.regmap import RegisterMap
 from heraldry.sim.cocotb_runner import run_bench
 
 HERE = Path(__file__).parent
