@@ -134,8 +134,19 @@ class Board:
     def uart_divisor(self):
         return divisor_for(self.clk_freq, self.baud)
 
-    def with_clock(self, clk_freq):
-        """The same board at another core clock (for Fmax exploration)."""
+    def validate(self):
+        """Raise ``ValueError`` if the PLL cannot make ``clk_freq`` exactly from the board's
+        oscillator or the UART divisor would be more than 1 % off the baud rate."""
+        f_in = int(self.platform().default_clk_frequency)
+        self.pll.solve(f_in, self.clk_freq)
+        self.uart_divisor
+
+    def with_clock(self, clk_freq, *, exploratory=False):
+        """The same board at another core clock. ``exploratory`` allows a clock below the
+        required minimum (to measure, or to use the board while the design is too slow)."""
+        if exploratory:
+            return replace(self, clk_freq=clk_freq,
+                           min_clk_freq=min(self.min_clk_freq, clk_freq))
         return replace(self, clk_freq=clk_freq)
 
     def resources(self):

@@ -16,8 +16,9 @@ def add_parser(subparsers):
                        help=f"one of: {', '.join(BOARD_NAMES)}")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     build.add_argument("--clock-mhz", type=float, default=None,
-                       help="core clock target other than the board's (exploration; the "
-                            "bitstream then reports that clock to the host)")
+                       help="core clock other than the board's target, even below the "
+                            "required minimum (exploration; the bitstream reports this clock "
+                            "to the host)")
     build.set_defaults(handler=_build)
 
     flash = subparsers.add_parser(
@@ -38,14 +39,24 @@ def add_parser(subparsers):
 def _board(args):
     from . import get_board
     board = get_board(args.board)
-    if getattr(args, "clock_mhz", None):
-        board = board.with_clock(round(args.clock_mhz * 1e6))
+    clock_mhz = getattr(args, "clock_mhz", None)
+    if clock_mhz:
+        board = board.with_clock(round(clock_mhz * 1e6), exploratory=True)
+        if board.clk_freq < get_board(args.board).min_clk_freq:
+            print(f"warning: {clock_mhz:g} MHz is below the {board.title}'s required "
+                  f"{get_board(args.board).min_clk_freq / 1e6:g} MHz; for exploration only",
+                  file=sys.stderr)
     return board
 
 
 def _build(args):
     from .build import BuildError, TimingError, build_board, format_result
-    board = _board(args)
+    try:
+        board = _board(args)
+        board.validate()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"building {board.title} at {board.clk_freq / 1e6:g} MHz ...", flush=True)
     try:
         result = build_board(board, force=args.force)

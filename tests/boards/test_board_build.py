@@ -75,6 +75,18 @@ def test_board_rejects_a_bad_pinout():
         ULX3S.with_clock(100_000_000)
 
 
+def test_exploratory_clocks():
+    slow = ULX3S.with_clock(30_000_000, exploratory=True)
+    assert (slow.clk_freq, slow.min_clk_freq, slow.uart_divisor) == (30_000_000, 30_000_000, 10)
+    slow.validate()
+    with pytest.raises(ValueError, match="ECP5 PLL cannot make exactly 47 MHz from 25 MHz"):
+        ULX3S.with_clock(47_000_000, exploratory=True).validate()
+    with pytest.raises(ValueError, match="2.6% off 3000000"):
+        ULX3S.with_clock(40_000_000, exploratory=True).validate()
+    ICEBREAKER.validate()
+    ULX3S.validate()
+
+
 # The documented pinout (docs/boards.md), written out: signal -> FPGA pin.
 ICEBREAKER_PINS = {"clicks_0__b0": "4", "clicks_0__b1": "2", "ready_0__b0": "47",
                    "attempt_0__b0": "43", "herald_0__b0": "38", "gate_0__b0": "34",
