@@ -50,7 +50,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .regbank import ADDR_WIDTH, BusSignature
+from .regbank import ADDR_WIDTH, BUS_READ_LATENCY, BusSignature
 from .regmap import WORD_BITS, RegisterMap
 
 __all__ = ["SYNC", "FrameType", "ErrorCode", "crc32", "CRC_INIT", "CRC_POLY",
@@ -150,6 +150,10 @@ class ProtocolEngine(wiring.Component):
         rec_bits = soc.core.record_layout().size
         stats = self.stats
         rx, tx, bus = self.rx, self.tx, self.bus
+        # Timing: every path here is kept to a few logic levels (the SoC runs at 200 MHz on
+        # the ECP5): the bus outputs are registered, lengths are counted down instead of
+        # compared with sums, and the transmit CRC absorbs each byte the cycle after it.
+        m.d.sync += [bus.r_stb.eq(0), bus.w_stb.eq(0)]
 
         # -- response handed from the receiver to the transmitter ---------------------------
         resp_req = Signal()          # receiver waits while high
@@ -158,6 +162,7 @@ class ProtocolEngine(wiring.Component):
         resp_hdr = Signal(data.ArrayLayout(8, 4))
         resp_hdr_len = Signal(range(5))
         resp_n = Signal(8)           # words to read from the bus (READ_DATA)
+        resp_len = Signal(16)
 
         # -- receiver -------------------------------------------------------------------------
         byte = rx.payload
@@ -166,14 +171,18 @@ class ProtocolEngine(wiring.Component):
         rcrc = Signal(32)
         rcrc_next = _crc32_update(rcrc, byte)
         rtype = Signal(8)
-        rlen = Signal(16)
-        idx = Signal(16)
+        rlen_lo = Signal(8)
+        left = Signal(16)            # payload bytes still to come
+        idx = Signal(range(4))       # payload byte index, saturating at 3
         tag = Signal(8)
         addr = Signal(ADDR_WIDTH)
+        waddr = Signal(ADDR_WIDTH + 1)   # address of the word being received
         count = Signal(8)
+        read_bad = Signal()
         word = Signal(WORD_BITS)
-        crc_rx = Signal(32)
+        bsel = Signal(2)             # byte within the word being received
         crc_idx = Signal(2)
+        crc_bad = Signal()
         bad_addr = Signal()
         widx = Signal(range(max_burst + 1))
         n_words = Signal(range(max_burst + 1))
@@ -184,20 +193,20 @@ class ProtocolEngine(wiring.Component):
         buf_r = buffer.read_port()
 
         writable = regmap.ranges(lambda r: r.access.writable)
-        word_addr = Signal(ADDR_WIDTH + 1)
-        m.d.comb += word_addr.eq(addr + ((idx - 3) >> 2))
         addr_writable = Signal()
         m.d.comb += addr_writable.eq(
-            Cat(*[(word_addr >= lo) & (word_addr < hi) for lo, hi in writable]).any())
+            Cat(*[(waddr >= lo) & (waddr < hi) for lo, hi in writable]).any())
 
         def respond(type_, hdr, n=0):
             m.d.sync += [resp_req.eq(1), resp_type.eq(type_), resp_hdr_len.eq(len(hdr)),
-                         resp_n.eq(n)]
+                         resp_n.eq(n), resp_len.eq(len(hdr) + (n << 2))]
             m.d.sync += [resp_hdr[i].eq(v) for i, v in enumerate(hdr)]
             m.next = "RESPOND"
 
         def error(code, tag_value):
             respond(FrameType.ERROR, [tag_value, code])
+
+        expected_crc = (rcrc ^ 0xFFFFFFFF).word_select(crc_idx, 8)
 
         with m.FSM(name="rx_fsm"):
             with m.State("HUNT"):
@@ -213,14 +222,14 @@ class ProtocolEngine(wiring.Component):
             with m.State("LEN0"):
                 m.d.comb += rx.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += [rlen[:8].eq(byte), rcrc.eq(rcrc_next)]
+                    m.d.sync += [rlen_lo.eq(byte), rcrc.eq(rcrc_next)]
                     m.next = "LEN1"
             with m.State("LEN1"):
                 m.d.comb += rx.ready.eq(1)
-                length = Cat(rlen[:8], byte)
+                length = Cat(rlen_lo, byte)
                 with m.If(take):
-                    m.d.sync += [rlen.eq(length), rcrc.eq(rcrc_next), idx.eq(0),
-                                 bad_addr.eq(0)]
+                    m.d.sync += [left.eq(length), rcrc.eq(rcrc_next), idx.eq(0),
+                                 bad_addr.eq(0), bsel.eq(0), widx.eq(0), read_bad.eq(0)]
                     with m.If(rtype == FrameType.READ):
                         with m.If(length == 4):
                             m.next = "PAYLOAD"
@@ -240,38 +249,45 @@ class ProtocolEngine(wiring.Component):
             with m.State("PAYLOAD"):
                 m.d.comb += rx.ready.eq(1)
                 word_next = Cat(word[8:], byte)
-                m.d.comb += [buf_w.addr.eq((idx - 3) >> 2), buf_w.data.eq(word_next)]
+                m.d.comb += [buf_w.addr.eq(widx), buf_w.data.eq(word_next)]
                 with m.If(take):
-                    m.d.sync += [rcrc.eq(rcrc_next), idx.eq(idx + 1)]
+                    m.d.sync += [rcrc.eq(rcrc_next), left.eq(left - 1)]
+                    with m.If(idx != 3):
+                        m.d.sync += idx.eq(idx + 1)
                     with m.Switch(idx):
                         with m.Case(0):
                             m.d.sync += tag.eq(byte)
                         with m.Case(1):
                             m.d.sync += addr[:8].eq(byte)
                         with m.Case(2):
-                            m.d.sync += addr[8:].eq(byte)
+                            m.d.sync += [addr[8:].eq(byte), waddr.eq(Cat(addr[:8], byte))]
                         with m.Default():
-                            m.d.sync += [count.eq(byte), word.eq(word_next)]
+                            m.d.sync += [count.eq(byte), word.eq(word_next),
+                                         bsel.eq(bsel + 1),
+                                         # Checked now, used after the CRC.
+                                         read_bad.eq((byte == 0) | (byte > max_burst)
+                                                     | (waddr + byte > regmap.size))]
                             # Last byte of a word: buffer it and check its address.
-                            with m.If((rtype == FrameType.WRITE) & ((idx - 3)[:2] == 3)):
+                            with m.If((rtype == FrameType.WRITE) & (bsel == 3)):
                                 m.d.comb += buf_w.en.eq(1)
+                                m.d.sync += [widx.eq(widx + 1), waddr.eq(waddr + 1)]
                                 with m.If(~addr_writable):
                                     m.d.sync += bad_addr.eq(1)
-                    with m.If(idx == rlen - 1):
-                        m.d.sync += crc_idx.eq(0)
+                    with m.If(left == 1):
+                        m.d.sync += [crc_idx.eq(0), crc_bad.eq(0)]
                         m.next = "CRC"
             with m.State("CRC"):
                 m.d.comb += rx.ready.eq(1)
-                received = Cat(crc_rx[8:], byte)
+                # One byte of the CRC compared at a time: no 32-bit compare at the end.
+                byte_bad = byte != expected_crc
                 with m.If(take):
-                    m.d.sync += [crc_rx.eq(received), crc_idx.eq(crc_idx + 1)]
+                    m.d.sync += [crc_idx.eq(crc_idx + 1), crc_bad.eq(crc_bad | byte_bad)]
                 with m.If(take & (crc_idx == CRC_BYTES - 1)):
-                    with m.If(received != (rcrc ^ 0xFFFFFFFF)):
+                    with m.If(crc_bad | byte_bad):
                         m.d.sync += stats.rx_crc_errors.eq(stats.rx_crc_errors + 1)
                         error(ErrorCode.BAD_CRC, tag)
                     with m.Elif(rtype == FrameType.READ):
-                        with m.If((count == 0) | (count > max_burst)
-                                  | (addr + count > regmap.size)):
+                        with m.If(read_bad):
                             m.d.sync += stats.rx_errors.eq(stats.rx_errors + 1)
                             error(ErrorCode.BAD_ADDRESS, tag)
                         with m.Else():
@@ -281,16 +297,15 @@ class ProtocolEngine(wiring.Component):
                         m.d.sync += stats.rx_errors.eq(stats.rx_errors + 1)
                         error(ErrorCode.BAD_ADDRESS, tag)
                     with m.Else():
-                        m.d.sync += [widx.eq(0), n_words.eq((rlen - 3) >> 2)]
+                        m.d.sync += [n_words.eq(widx), widx.eq(0), waddr.eq(addr)]
                         m.next = "EXEC_FETCH"
             # Apply the buffered write, one word per two cycles; nothing can interrupt it.
             with m.State("EXEC_FETCH"):
                 m.d.comb += buf_r.addr.eq(widx)
                 m.next = "EXEC_WRITE"
             with m.State("EXEC_WRITE"):
-                m.d.comb += [bus.addr.eq(addr + widx), bus.w_data.eq(buf_r.data),
-                             bus.w_stb.eq(1)]
-                m.d.sync += widx.eq(widx + 1)
+                m.d.sync += [bus.addr.eq(waddr), bus.w_data.eq(buf_r.data), bus.w_stb.eq(1),
+                             widx.eq(widx + 1), waddr.eq(waddr + 1)]
                 with m.If(widx + 1 == n_words):
                     m.d.sync += stats.rx_frames.eq(stats.rx_frames + 1)
                     respond(FrameType.WRITE_ACK, [tag, addr[:8], addr[8:], n_words])
@@ -306,38 +321,59 @@ class ProtocolEngine(wiring.Component):
         tcrc = Signal(32)
         tcrc_out = Signal(32)
         tcrc_idx = Signal(2)
+        last_byte = Signal(8)        # sent last cycle; the CRC takes it in now
+        crc_pending = Signal()
         ttype = Signal(8)
         tlen = Signal(16)
         thdr = Signal(data.ArrayLayout(8, 4))
-        thdr_len = Signal(range(5))
-        tn = Signal(8)                     # elements (words or records)
+        hdr_left = Signal(range(5))  # header bytes still to send
+        hdr_pos = Signal(2)
+        tleft = Signal(16)           # payload bytes still to send
         from_bus = Signal()
-        pos = Signal(16)
-        ebyte = Signal(range(max(rb, 4)))
+        ebyte_left = Signal(range(max(rb, 4) + 1))   # bytes of the element still to send
         eidx = Signal(8)
         sr = Signal(max(WORD_BITS, rb * 8))
         is_resp = Signal()
-        elem_size = Mux(from_bus, 4, rb)
+        bus_base = Signal(ADDR_WIDTH)
         sent = Signal()
         m.d.comb += sent.eq(tx.valid & tx.ready)
-        tcrc_next = _crc32_update(tcrc, tx.payload)
+        # Event frame size, from the FIFO level one and two cycles ago (the level only
+        # falls when this transmitter pops, and it waits two cycles after every frame, so
+        # the records counted are always there).
+        n_level = Signal(8)
         n_events = Signal(8)
-        m.d.comb += n_events.eq(Mux(self.event_level > K, K, self.event_level))
+        events_len = Signal(16)
+        m.d.sync += [
+            n_level.eq(Mux(self.event_level > K, K, self.event_level)),
+            n_events.eq(n_level),
+            events_len.eq(1 + n_level * rb),
+        ]
+
+        with m.If(crc_pending):
+            m.d.sync += tcrc.eq(_crc32_update(tcrc, last_byte))
+        m.d.sync += [crc_pending.eq(0), last_byte.eq(tx.payload)]
+
+        def take_byte():
+            m.d.sync += crc_pending.eq(1)
 
         with m.FSM(name="tx_fsm"):
+            with m.State("SETTLE0"):
+                m.next = "SETTLE1"
+            with m.State("SETTLE1"):
+                m.next = "IDLE"
             with m.State("IDLE"):
                 with m.If(resp_req & ~resp_done):
                     m.d.sync += [
                         is_resp.eq(1), ttype.eq(resp_type), thdr.eq(resp_hdr),
-                        thdr_len.eq(resp_hdr_len), tn.eq(resp_n), from_bus.eq(1),
-                        tlen.eq(resp_hdr_len + (resp_n << 2)),
+                        hdr_left.eq(resp_hdr_len), eidx.eq(resp_n), from_bus.eq(1),
+                        tlen.eq(resp_len), bus_base.eq(Cat(resp_hdr[1], resp_hdr[2])),
                     ]
                     m.next = "SYNC"
-                with m.Elif(self.event_level != 0):
+                with m.Elif(n_events != 0):
                     m.d.sync += [
                         is_resp.eq(0), ttype.eq(FrameType.EVENTS), thdr[0].eq(n_events),
-                        thdr_len.eq(1), tn.eq(n_events), from_bus.eq(0),
-                        tlen.eq(1 + n_events * rb),
+                        hdr_left.eq(1), eidx.eq(n_events), from_bus.eq(0),
+                        tlen.eq(events_len),
                         stats.tx_event_frames.eq(stats.tx_event_frames + 1),
                         stats.tx_records.eq(stats.tx_records + n_events),
                     ]
@@ -350,51 +386,69 @@ class ProtocolEngine(wiring.Component):
             with m.State("TYPE"):
                 m.d.comb += [tx.valid.eq(1), tx.payload.eq(ttype)]
                 with m.If(sent):
-                    m.d.sync += tcrc.eq(tcrc_next)
+                    take_byte()
                     m.next = "LEN0"
             with m.State("LEN0"):
                 m.d.comb += [tx.valid.eq(1), tx.payload.eq(tlen[:8])]
                 with m.If(sent):
-                    m.d.sync += tcrc.eq(tcrc_next)
+                    take_byte()
                     m.next = "LEN1"
             with m.State("LEN1"):
                 m.d.comb += [tx.valid.eq(1), tx.payload.eq(tlen[8:])]
                 with m.If(sent):
-                    m.d.sync += [tcrc.eq(tcrc_next), pos.eq(0), eidx.eq(0), ebyte.eq(0)]
-                    m.next = "PAY"
-            with m.State("PAY"):
-                in_hdr = pos < thdr_len
-                m.d.comb += [tx.valid.eq(1),
-                             tx.payload.eq(Mux(in_hdr, thdr[pos[:2]], sr[:8]))]
+                    take_byte()
+                    m.d.sync += [tleft.eq(tlen), hdr_pos.eq(0)]
+                    m.next = "HDR"
+            with m.State("HDR"):
+                m.d.comb += [tx.valid.eq(1), tx.payload.eq(thdr[hdr_pos])]
                 with m.If(sent):
-                    m.d.sync += [tcrc.eq(tcrc_next), pos.eq(pos + 1)]
-                    with m.If(~in_hdr):
-                        m.d.sync += [sr.eq(sr >> 8), ebyte.eq(ebyte + 1)]
-                    elem_start = (pos + 1 == thdr_len) | (~in_hdr & (ebyte == elem_size - 1))
-                    with m.If(pos + 1 == tlen):
-                        m.d.sync += [tcrc_out.eq(tcrc_next ^ 0xFFFFFFFF), tcrc_idx.eq(0)]
-                        m.next = "CRC"
-                    with m.Elif(elem_start):
-                        m.d.sync += ebyte.eq(0)
+                    take_byte()
+                    m.d.sync += [hdr_pos.eq(hdr_pos + 1), hdr_left.eq(hdr_left - 1),
+                                 tleft.eq(tleft - 1)]
+                    with m.If(tleft == 1):
+                        m.next = "CRC_PREP"
+                    with m.Elif(hdr_left == 1):
                         m.next = "LOAD"
             with m.State("LOAD"):
+                m.d.sync += ebyte_left.eq(Mux(from_bus, 4, rb))
                 with m.If(from_bus):
-                    m.d.comb += [bus.addr.eq(Cat(thdr[1], thdr[2]) + eidx), bus.r_stb.eq(1)]
-                    m.next = "LOAD_BUS"
+                    m.d.sync += [bus.addr.eq(bus_base), bus.r_stb.eq(1),
+                                 bus_base.eq(bus_base + 1)]
+                    m.next = "LOAD_WAIT0"
                 with m.Else():
                     m.d.comb += self.events.ready.eq(1)
                     with m.If(self.events.valid):
-                        m.d.sync += [sr.eq(self.events.payload.as_value()), eidx.eq(eidx + 1)]
-                        m.next = "PAY"
+                        m.d.sync += sr.eq(self.events.payload.as_value())
+                        m.next = "ELEM"
+            # The bus answers BUS_READ_LATENCY cycles after it sees r_stb, which is
+            # registered here: wait for it.
+            for i in range(BUS_READ_LATENCY):
+                with m.State(f"LOAD_WAIT{i}"):
+                    m.next = f"LOAD_WAIT{i + 1}" if i + 1 < BUS_READ_LATENCY else "LOAD_BUS"
             with m.State("LOAD_BUS"):
-                m.d.sync += [sr.eq(bus.r_data), eidx.eq(eidx + 1)]
-                m.next = "PAY"
+                m.d.sync += sr.eq(bus.r_data)
+                m.next = "ELEM"
+            with m.State("ELEM"):
+                m.d.comb += [tx.valid.eq(1), tx.payload.eq(sr[:8])]
+                with m.If(sent):
+                    take_byte()
+                    m.d.sync += [sr.eq(sr >> 8), ebyte_left.eq(ebyte_left - 1),
+                                 tleft.eq(tleft - 1)]
+                    with m.If(tleft == 1):
+                        m.next = "CRC_PREP"
+                    with m.Elif(ebyte_left == 1):
+                        m.next = "LOAD"
+            with m.State("CRC_PREP"):
+                # The last payload byte goes into the CRC in this cycle.
+                m.d.sync += [tcrc_out.eq(_crc32_update(tcrc, last_byte) ^ 0xFFFFFFFF),
+                             tcrc_idx.eq(0)]
+                m.next = "CRC"
             with m.State("CRC"):
                 m.d.comb += [tx.valid.eq(1), tx.payload.eq(tcrc_out[:8])]
                 with m.If(sent):
                     m.d.sync += [tcrc_out.eq(tcrc_out >> 8), tcrc_idx.eq(tcrc_idx + 1)]
                     with m.If(tcrc_idx == CRC_BYTES - 1):
                         m.d.comb += resp_done.eq(is_resp)
-                        m.next = "IDLE"
+                        m.next = "SETTLE0"
         assert rec_bits <= len(sr)
         return m

@@ -8,17 +8,23 @@ from amaranth.lib.wiring import In, Out
 from .regmap import (CONTROL_SNAPSHOT, CONTROL_START, CONTROL_STOP, LINK_FIELDS,
                      STATUS_FIELDS, WORD_BITS, Access, RegisterMap)
 
-__all__ = ["BusSignature", "RegisterBank", "status_layout", "link_layout", "ADDR_WIDTH"]
+__all__ = ["BusSignature", "RegisterBank", "status_layout", "link_layout", "ADDR_WIDTH",
+           "BUS_READ_LATENCY"]
 
 #: Word-address width of the bus and of request frames (two address bytes).
 ADDR_WIDTH = 16
+#: Cycles from ``r_stb`` to valid ``r_data``: the read multiplexer is split in two
+#: registered stages so that it keeps up with a 200 MHz clock.
+BUS_READ_LATENCY = 2
+#: Words per first-stage read group (selected by the low address bits).
+_READ_GROUP = 16
 
 
 class BusSignature(wiring.Signature):
     """Word bus, initiator's view.
 
     ``addr`` selects a word; ``w_stb`` writes ``w_data`` to it; ``r_stb`` reads it and
-    ``r_data`` holds the word from the next cycle on (until the next ``r_stb``).
+    ``r_data`` holds the word :data:`BUS_READ_LATENCY` cycles later.
     """
 
     def __init__(self):
@@ -117,21 +123,38 @@ class RegisterBank(wiring.Component):
             view = {"config": self.config, "status": self.status, "link": self.link}[reg.port]
             return _value(_resolve(view, reg.path))
 
-        # -- reads: registered, one cycle ---------------------------------------------------
-        with m.If(bus.r_stb):
-            with m.Switch(bus.addr):
-                for reg in regmap:
-                    if not reg.access.readable:
-                        continue
-                    if reg.access is Access.CONST:
-                        with m.Case(reg.addr):
-                            m.d.sync += bus.r_data.eq(reg.reset)
-                        continue
-                    value = source(reg)
-                    for word in range(reg.words):
-                        with m.Case(reg.addr + word):
-                            m.d.sync += bus.r_data.eq(
-                                value[word * WORD_BITS:(word + 1) * WORD_BITS])
+        # -- reads: two registered stages --------------------------------------------------
+        # Stage 1 picks a word within each group of 16 addresses, stage 2 picks the group.
+        words = {}
+        for reg in regmap:
+            if not reg.access.readable:
+                continue
+            value = reg.reset if reg.access is Access.CONST else source(reg)
+            for word in range(reg.words):
+                if reg.access is Access.CONST:
+                    words[reg.addr + word] = (value >> (word * WORD_BITS)) & (
+                        (1 << WORD_BITS) - 1)
+                else:
+                    words[reg.addr + word] = value[word * WORD_BITS:(word + 1) * WORD_BITS]
+        groups = sorted({a // _READ_GROUP for a in words})
+        low_bits = _READ_GROUP.bit_length() - 1
+        stage1 = {g: Signal(WORD_BITS, name=f"read_group{g}") for g in groups}
+        group_sel = Signal(ADDR_WIDTH - low_bits)
+        stage1_valid = Signal()
+        m.d.sync += [stage1_valid.eq(bus.r_stb), group_sel.eq(bus.addr[low_bits:])]
+        for g in groups:
+            with m.Switch(bus.addr[:low_bits]):
+                for a in range(g * _READ_GROUP, (g + 1) * _READ_GROUP):
+                    if a in words:
+                        with m.Case(a % _READ_GROUP):
+                            m.d.sync += stage1[g].eq(words[a])
+                with m.Default():
+                    m.d.sync += stage1[g].eq(0)
+        with m.If(stage1_valid):
+            with m.Switch(group_sel):
+                for g in groups:
+                    with m.Case(g):
+                        m.d.sync += bus.r_data.eq(stage1[g])
                 with m.Default():
                     m.d.sync += bus.r_data.eq(0)
 

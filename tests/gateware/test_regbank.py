@@ -4,7 +4,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from heraldry.gateware.layouts import CoreParameters
-from heraldry.gateware.regbank import RegisterBank
+from heraldry.gateware.regbank import BUS_READ_LATENCY, RegisterBank
 from heraldry.gateware.regmap import (CONTROL_SNAPSHOT, CONTROL_START, CONTROL_STOP,
                                       ID_WORDS, MAGIC, PROTOCOL_VERSION, Access, RegisterMap,
                                       SocParameters)
@@ -71,6 +71,8 @@ async def read(ctx, dut, addr):
     ctx.set(dut.bus.r_stb, 1)
     await ctx.tick()
     ctx.set(dut.bus.r_stb, 0)
+    for _ in range(BUS_READ_LATENCY - 1):
+        await ctx.tick()
     return ctx.get(dut.bus.r_data)
 
 
