@@ -5,8 +5,9 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .regmap import (CONTROL_SNAPSHOT, CONTROL_START, CONTROL_STOP, LINK_FIELDS,
-                     STATUS_FIELDS, WORD_BITS, Access, RegisterMap)
+from .emulator import emulator_config_layout
+from .regmap import (CONTROL_RESEED, CONTROL_SNAPSHOT, CONTROL_START, CONTROL_STOP,
+                     LINK_FIELDS, STATUS_FIELDS, WORD_BITS, Access, RegisterMap)
 
 __all__ = ["BusSignature", "RegisterBank", "status_layout", "link_layout", "ADDR_WIDTH",
            "BUS_READ_LATENCY"]
@@ -85,6 +86,10 @@ class RegisterBank(wiring.Component):
         Live status; ``cycle`` and ``start_cycle`` are latched with the counters.
     link : In(link_layout)
         Link statistics, read live (each fits one word, so a read is never torn).
+    emulator, emulator_seed : Out
+        Link-emulator registers (only with ``SocParameters.emulator``).
+    reseed : Out(1)
+        Strobe from the ``control`` register's RESEED bit.
     """
 
     def __init__(self, regmap: RegisterMap):
@@ -99,7 +104,13 @@ class RegisterBank(wiring.Component):
             "counters": In(p.counters_layout()),
             "status": In(status_layout(p)),
             "link": In(link_layout()),
+            **({"emulator": Out(emulator_config_layout(p)),
+                "emulator_seed": Out(data.StructLayout({"lo": WORD_BITS, "hi": WORD_BITS})),
+                "reseed": Out(1)} if regmap.soc.emulator else {}),
         })
+
+    def _port_view(self, port):
+        return getattr(self, port)
 
     def elaborate(self, platform):
         m = Module()
@@ -120,8 +131,7 @@ class RegisterBank(wiring.Component):
                 return _value(_resolve(view, reg.path))
             if reg.access is Access.CONST:
                 return None
-            view = {"config": self.config, "status": self.status, "link": self.link}[reg.port]
-            return _value(_resolve(view, reg.path))
+            return _value(_resolve(self._port_view(reg.port), reg.path))
 
         # -- reads: two registered stages --------------------------------------------------
         # Stage 1 picks a word within each group of 16 addresses, stage 2 picks the group.
@@ -164,6 +174,8 @@ class RegisterBank(wiring.Component):
         control = regmap["control"]
         table = regmap["table"]
         m.d.sync += [self.start.eq(0), self.stop.eq(0), snapshot.eq(0), self.table.en.eq(0)]
+        if regmap.soc.emulator:
+            m.d.sync += self.reseed.eq(0)
         with m.If(bus.w_stb):
             with m.Switch(bus.addr):
                 with m.Case(control.addr):
@@ -172,10 +184,12 @@ class RegisterBank(wiring.Component):
                         self.stop.eq((bus.w_data & CONTROL_STOP) != 0),
                         snapshot.eq((bus.w_data & CONTROL_SNAPSHOT) != 0),
                     ]
+                    if regmap.soc.emulator:
+                        m.d.sync += self.reseed.eq((bus.w_data & CONTROL_RESEED) != 0)
                 for reg in regmap:
                     if reg.access is Access.RW:
                         with m.Case(reg.addr):
-                            target = _resolve(self.config, reg.path)
+                            target = _resolve(self._port_view(reg.port), reg.path)
                             m.d.sync += target.eq(bus.w_data[:reg.width])
             with m.If((bus.addr >= table.addr) & (bus.addr < table.addr + table.count)):
                 m.d.sync += [

@@ -32,7 +32,8 @@ from .layouts import HERALD_LATENCY, START_LATENCY, CoreParameters
 
 __all__ = ["Access", "Register", "SocParameters", "RegisterMap", "register_map",
            "layout_leaves", "MAGIC", "PROTOCOL_VERSION", "ID_WORDS", "WORD_BITS",
-           "CONTROL_START", "CONTROL_STOP", "CONTROL_SNAPSHOT", "GATEWARE_VERSION",
+           "CONTROL_START", "CONTROL_STOP", "CONTROL_SNAPSHOT", "CONTROL_RESEED",
+           "GATEWARE_VERSION",
            "gateware_hash"]
 
 #: ``id.magic``: "HRLD" in ASCII, most significant byte first.
@@ -49,6 +50,8 @@ ID_WORDS = 24
 CONTROL_START = 1 << 0
 CONTROL_STOP = 1 << 1
 CONTROL_SNAPSHOT = 1 << 2
+#: Reseed the link emulator's generators from ``emulator.seed_lo/hi``.
+CONTROL_RESEED = 1 << 3
 
 
 class Access(enum.Enum):
@@ -159,6 +162,9 @@ class SocParameters:
         contract; 0 for the bare SoC.
     output_latency : int
         Cycles from a core output (``trig``, ``gate``, ...) to its pin; 0 for the bare SoC.
+    emulator : bool
+        Include the link emulator (:mod:`heraldry.gateware.emulator`), so the device can
+        herald without detectors (self-test, virtual board).
     """
     core: CoreParameters = field(default_factory=CoreParameters)
     clk_freq: int = 100_000_000
@@ -167,6 +173,7 @@ class SocParameters:
     max_records_per_frame: int = 128
     frontend_latency: int = 0
     output_latency: int = 0
+    emulator: bool = True
 
     def __post_init__(self):
         for name in ("clk_freq", "fifo_depth", "max_burst", "max_records_per_frame"):
@@ -225,6 +232,7 @@ _ID_FIELDS = [
     ("max_burst", "Most words in one read or write request."),
     ("max_records_per_frame", "Most event records in one event frame."),
     ("output_latency", "Cycles from a core output to its pin."),
+    ("emulator", "1 if the link emulator is built in."),
 ]
 assert len(_ID_FIELDS) <= ID_WORDS
 
@@ -245,6 +253,7 @@ def _id_values(soc, map_hash):
         "fifo_depth": soc.fifo_depth, "max_burst": soc.max_burst,
         "max_records_per_frame": soc.max_records_per_frame,
         "output_latency": soc.output_latency,
+        "emulator": int(soc.emulator),
     }
 
 
@@ -270,6 +279,14 @@ _COUNTER_DOCS = {
     "afterpulses": "Clicks rejected by the holdoff, per channel.",
     "dropped_records": "Event records dropped because the event FIFO was full.",
     "cycles": "Cycles since the run started.",
+}
+
+_EMULATOR_DOCS = {
+    "enable": "1: the link emulator replaces the detector inputs and the ready input.",
+    "windows": "Emulated photons of a window: arrival offset and uniform jitter (cycles), "
+               "cumulative 32-bit thresholds of the click patterns 1 .. 2**channels - 1.",
+    "dark": "Dark-click probability per running cycle and detector, times 2**32.",
+    "recal_cycles": "Cycles ready is held low after recal rises (at least 1).",
 }
 
 #: Live link and FIFO statistics (32-bit, wrapping): name -> doc.
@@ -314,9 +331,10 @@ class RegisterMap:
             regs.append(Register(f"id.reserved{i}", WORD_BITS, Access.CONST, 0,
                                  "Reserved, reads 0.", "id", (f"reserved{i}",)))
         regs.append(Register(
-            "control", 3, Access.WO, 0,
+            "control", 4, Access.WO, 0,
             "Strobes: bit 0 START (accepted while not running), bit 1 STOP, bit 2 SNAPSHOT "
-            "(latch counters and snapshot status).", "control", ()))
+            "(latch counters and snapshot status), bit 3 RESEED (link emulator).",
+            "control", ()))
         for name, (width, doc) in STATUS_FIELDS.items():
             regs.append(Register(f"status.{name}", width, ro, 0, doc, "status", (name,)))
         regs.append(Register(
@@ -329,6 +347,15 @@ class RegisterMap:
         for path, width, _ in layout_leaves(p.config_layout()):
             regs.append(Register("config." + ".".join(map(str, path)), width, Access.RW, 0,
                                  _CONFIG_DOCS[path[0]], "config", path))
+        if soc.emulator:
+            from .emulator import emulator_config_layout
+            for path, width, _ in layout_leaves(emulator_config_layout(p)):
+                regs.append(Register("emulator." + ".".join(map(str, path)), width,
+                                     Access.RW, 0, _EMULATOR_DOCS[path[0]], "emulator", path))
+            for half in ("lo", "hi"):
+                regs.append(Register(f"emulator.seed_{half}", WORD_BITS, Access.RW, 0,
+                                     f"Generator seed, {half} 32 bits; applied by RESEED.",
+                                     "emulator_seed", (half,)))
         regs.append(Register(
             "snapshot.cycle", p.count_width, Access.SNAPSHOT, 0,
             "Cycles since reset, at the snapshot.", "status", ("cycle",)))

@@ -5,12 +5,13 @@ Board tops put a UART PHY (or any other byte pipe) on ``rx``/``tx`` and wire ``c
 the virtual board drive the byte stream directly.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .core import HeraldCore
+from .emulator import LinkEmulator
 from .layouts import Reason
 from .protocol import ProtocolEngine
 from .regbank import RegisterBank
@@ -86,10 +87,26 @@ class HeraldSoC(wiring.Component):
             core.table.eq(bank.table),
             core.start.eq(bank.start),
             core.stop.eq(bank.stop),
-            core.clicks.eq(self.clicks),
-            core.ready.eq(self.ready),
+
             bank.counters.eq(core.counters),
         ]
+        if params.emulator:
+            # The link emulator replaces the detector and ready inputs when enabled, so a
+            # board or the virtual board heralds without detectors attached.
+            m.submodules.emulator = emulator = LinkEmulator(p)
+            enabled = bank.emulator.enable
+            m.d.comb += [
+                emulator.config.eq(bank.emulator),
+                emulator.seed.eq(Cat(bank.emulator_seed.lo, bank.emulator_seed.hi)),
+                emulator.reseed.eq(bank.reseed),
+                emulator.attempt.eq(core.attempt),
+                emulator.running.eq(core.running),
+                emulator.recal.eq(core.recal),
+                core.clicks.eq(Mux(enabled, emulator.clicks, self.clicks)),
+                core.ready.eq(Mux(enabled, emulator.ready, self.ready)),
+            ]
+        else:
+            m.d.comb += [core.clicks.eq(self.clicks), core.ready.eq(self.ready)]
         for name in ("attempt", "gate", "trig", "herald", "outcome", "running", "recal"):
             m.d.comb += getattr(self, name).eq(getattr(core, name))
 

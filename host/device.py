@@ -40,6 +40,7 @@ class DeviceInfo:
     max_burst: int
     max_records_per_frame: int
     output_latency: int
+    emulator: int
 
     @classmethod
     def from_words(cls, words):
@@ -77,7 +78,8 @@ class DeviceInfo:
         return SocParameters(
             core=self.core_params, clk_freq=self.clk_freq, fifo_depth=self.fifo_depth,
             max_burst=self.max_burst, max_records_per_frame=self.max_records_per_frame,
-            frontend_latency=self.frontend_latency, output_latency=self.output_latency)
+            frontend_latency=self.frontend_latency, output_latency=self.output_latency,
+            emulator=bool(self.emulator))
 
     @property
     def regmap(self) -> RegisterMap:
