@@ -9,10 +9,10 @@ __all__ = ["main"]
 def _subcommand_modules():
     # Imported lazily so that `heraldry --help` stays fast and a missing optional
     # dependency only breaks the subcommand that needs it.
-    from ..sim import demo_core, model_cli
+    from ..sim import demo, model_cli, virtual_board
     from . import cli_device
     from ..boards import cli as boards_cli
-    return [demo_core, model_cli, cli_device, boards_cli]
+    return [demo, virtual_board, model_cli, cli_device, boards_cli]
 
 
 def main(argv=None):

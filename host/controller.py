@@ -6,7 +6,8 @@ import warnings
 import numpy as np
 
 from ..gateware.layouts import Reason, RecordKind
-from ..gateware.regmap import (CONTROL_SNAPSHOT, CONTROL_START, CONTROL_STOP, ID_WORDS,
+from ..gateware.regmap import (CONTROL_RESEED, CONTROL_SNAPSHOT, CONTROL_START, CONTROL_STOP,
+                               ID_WORDS,
                                WORD_BITS)
 from ..sim.golden import CoreConfig
 from .config import Config
@@ -61,6 +62,7 @@ class Controller:
         self.config: Config = None
         self.core_config: CoreConfig = None
         self.table = None
+        self.emulator = None
         self._tag = 0
         self._event_chunks = []
         self._next_seq = None
@@ -239,6 +241,30 @@ class Controller:
             words.append(int(node))
         first, _ = self.regmap.span("config.")
         self.write_words(first, words)
+
+    def configure_emulator(self, settings, *, reseed=True):
+        """Check and write link-emulator ``settings``
+        (:class:`~heraldry.host.emulator.EmulatorSettings`) and enable the emulator; it then
+        replaces the detector and ready inputs. ``reseed`` restarts its generators from the
+        seed (they also keep their state across runs otherwise). Raises
+        :class:`ConfigError` before writing anything if a value does not fit."""
+        from .emulator import emulator_registers
+        device = self.regmap_device()
+        if not device.emulator:
+            raise ConfigError("emulator", settings, "this gateware has no link emulator")
+        period = self.core_config.period if self.core_config is not None else None
+        values = emulator_registers(settings, device, period)
+        regs = self.regmap.group("emulator.")
+        first, _ = self.regmap.span("emulator.")
+        self.write_words(first, [values[reg.name] for reg in regs])
+        if reseed:
+            self.write_words(self.regmap["control"].addr, [CONTROL_RESEED])
+        self.emulator = settings
+
+    def disable_emulator(self):
+        """Give the detector and ready inputs back to the pins."""
+        self.write("emulator.enable", 0)
+        self.emulator = None
 
     # -- running ----------------------------------------------------------------------------
     def start(self):

@@ -1,4 +1,4 @@
-"""Byte transports to a device: ``serial://``, ``tcp://`` and ``sim://``.
+"""Byte transports to a device: ``serial://``, ``tcp://``, ``verilator://`` and ``sim://``.
 
 A transport moves bytes and nothing else; framing lives in :mod:`heraldry.host.framing`.
 Every transport raises :class:`~heraldry.host.errors.LinkError` when the link dies.
@@ -10,7 +10,8 @@ from urllib.parse import parse_qs, urlparse
 
 from .errors import LinkError
 
-__all__ = ["Transport", "TcpTransport", "SerialTransport", "open_transport"]
+__all__ = ["Transport", "TcpTransport", "SerialTransport", "VirtualBoardTransport",
+           "open_transport"]
 
 
 class Transport:
@@ -177,6 +178,25 @@ class SerialTransport(_BackgroundReader):
             pass
 
 
+class VirtualBoardTransport(TcpTransport):
+    """``verilator://``: builds the virtual board if needed, starts it on a free port of
+    127.0.0.1, connects, and stops it on :meth:`close`."""
+
+    def __init__(self, **kwargs):
+        from ..sim.virtual_board import VirtualBoardProcess
+        self.board = VirtualBoardProcess()
+        try:
+            super().__init__("127.0.0.1", self.board.port, **kwargs)
+        except BaseException:
+            self.board.stop()
+            raise
+        self.url = "verilator://"
+
+    def close(self):
+        super().close()
+        self.board.stop()
+
+
 def _params_from_query(query):
     """``sim://`` options: channels, windows, outputs, clk (Hz), fifo, frame (records per
     event frame)."""
@@ -208,7 +228,12 @@ def open_transport(url, **kwargs) -> Transport:
         if not parsed.path:
             raise ValueError(f"{url}: expected serial:///dev/PORT?baud=N")
         return SerialTransport(parsed.path, int(q.get("baud", 3_000_000)), **kwargs)
+    if parsed.scheme == "verilator":
+        if parsed.netloc or parsed.path not in ("", "/") or parsed.query:
+            raise ValueError(f"{url}: expected verilator:// (no host, path or options)")
+        return VirtualBoardTransport(**kwargs)
     if parsed.scheme == "sim":
         from .simlink import SimTransport
         return SimTransport(_params_from_query(parsed.query), **kwargs)
-    raise ValueError(f"{url}: unknown scheme {parsed.scheme!r}; use serial://, tcp:// or sim://")
+    raise ValueError(f"{url}: unknown scheme {parsed.scheme!r}; use serial://, tcp://, "
+                     f"verilator:// or sim://")

@@ -1,0 +1,178 @@
+"""The virtual board: the whole SoC Verilated and served over TCP on 127.0.0.1.
+
+The SoC's byte stream is bridged to a socket by ``vboard.cpp`` (bounded buffers with
+back-pressure both ways), its detector inputs are left idle and its link emulator provides
+the clicks, so the same host code that drives a real board drives this one:
+``Controller.open("verilator://")`` builds it if needed, starts it, connects and stops it on
+close; ``heraldry sim --port N`` serves it to other clients.
+
+Builds are cached under :func:`heraldry.sim.toolchain.build_root` by a hash of the Verilog,
+the bridge source and the build flags.
+"""
+
+import hashlib
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..gateware.regmap import SocParameters
+from ..gateware.soc import HeraldSoC
+from .cocotb_runner import _locked
+from .toolchain import build_root, setup_verilator_env
+
+__all__ = ["VirtualBoardTop", "build_virtual_board", "VirtualBoardProcess",
+           "DEFAULT_VIRTUAL_BOARD"]
+
+BRIDGE_SOURCE = Path(__file__).with_name("vboard.cpp")
+VERILATOR_ARGS = ["--cc", "--exe", "--build", "-j", "2", "-O3", "--x-assign", "fast",
+                  "--x-initial", "fast", "--noassert", "-Wno-fatal", "-CFLAGS", "-O2"]
+#: The virtual board's build parameters: the SoC as a board would carry it, with the link
+#: emulator, at a nominal 200 MHz clock.
+DEFAULT_VIRTUAL_BOARD = SocParameters(clk_freq=200_000_000)
+
+
+class VirtualBoardTop(wiring.Component):
+    """The SoC with flat byte-stream ports (Verilator mangles double underscores), idle
+    detector inputs (the emulator replaces them) and ``ready`` held high."""
+
+    rx_valid: In(1)
+    rx_ready: Out(1)
+    rx_data: In(8)
+    tx_valid: Out(1)
+    tx_ready: In(1)
+    tx_data: Out(8)
+    running: Out(1)
+
+    def __init__(self, params: SocParameters):
+        self.params = params
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.soc = soc = HeraldSoC(self.params)
+        m.d.comb += [
+            soc.rx.valid.eq(self.rx_valid),
+            soc.rx.payload.eq(self.rx_data),
+            self.rx_ready.eq(soc.rx.ready),
+            self.tx_valid.eq(soc.tx.valid),
+            self.tx_data.eq(soc.tx.payload),
+            soc.tx.ready.eq(self.tx_ready),
+            soc.clicks.eq(0),
+            soc.ready.eq(1),
+            self.running.eq(soc.running),
+        ]
+        return m
+
+
+def build_virtual_board(params: SocParameters = DEFAULT_VIRTUAL_BOARD) -> Path:
+    """Build (or reuse) the virtual board; returns the executable."""
+    text = verilog.convert(VirtualBoardTop(params), name="virtual_board")
+    bridge = BRIDGE_SOURCE.read_text()
+    digest = hashlib.sha256((text + bridge + " ".join(VERILATOR_ARGS)).encode()).hexdigest()
+    build_dir = build_root() / "vboard" / f"virtual_board-{digest[:16]}"
+    binary = build_dir / "Vvirtual_board"
+    with _locked(build_dir.with_suffix(".lock")):
+        if binary.exists():
+            return binary
+        build_dir.mkdir(parents=True, exist_ok=True)
+        (build_dir / "virtual_board.v").write_text(text)
+        env = setup_verilator_env(dict(os.environ))
+        command = ["verilator", *VERILATOR_ARGS, "--top-module", "virtual_board",
+                   "-Mdir", str(build_dir / "obj"), "-o", str(binary),
+                   str(build_dir / "virtual_board.v"), str(BRIDGE_SOURCE)]
+        log = build_dir / "build.log"
+        with open(log, "w") as out:
+            done = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        if done.returncode != 0 or not binary.exists():
+            raise RuntimeError(f"virtual board build failed (exit {done.returncode}); "
+                               f"see {log}")
+    return binary
+
+
+class VirtualBoardProcess:
+    """A running virtual board. Use as a context manager, or call :meth:`stop`.
+
+    Parameters
+    ----------
+    port : int
+        TCP port on 127.0.0.1; 0 picks a free one (see :attr:`port`).
+    params : SocParameters
+    """
+
+    def __init__(self, port=0, params: SocParameters = DEFAULT_VIRTUAL_BOARD,
+                 max_seconds=0.0):
+        binary = build_virtual_board(params)
+        args = [str(binary), "--port", str(port)]
+        if max_seconds:
+            args += ["--max-seconds", str(max_seconds)]
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True)
+        line = self.process.stdout.readline()
+        if not line.startswith("listening "):
+            self.process.kill()
+            err = self.process.stderr.read()
+            raise RuntimeError(f"the virtual board did not start: {line!r} {err.strip()}")
+        self.port = int(line.split()[1])
+        self.url = f"tcp://127.0.0.1:{self.port}"
+        self.stats = None
+
+    def stop(self, timeout=5.0):
+        """Stop the process; returns ``(cycles, tick_seconds)`` it reports."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        err = self.process.stderr.read() if self.process.stderr else ""
+        for line in err.splitlines():
+            if line.startswith("cycles "):
+                parts = line.split()
+                self.stats = (int(parts[1]), float(parts[3]))
+        return self.stats
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def wait(self):
+        """Block until the process ends (``heraldry sim`` in the foreground)."""
+        try:
+            while self.process.poll() is None:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        return self.stop()
+
+
+def add_parser(subparsers):
+    """``heraldry sim --port N``: serve the virtual board to other clients."""
+    parser = subparsers.add_parser(
+        "sim", help="serve the virtual board on 127.0.0.1",
+        description="Build (if needed) and run the virtual board, serving its byte stream "
+                    "on 127.0.0.1:PORT until interrupted. Connect with "
+                    "Controller.open('tcp://127.0.0.1:PORT').")
+    parser.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args):
+    if not 0 <= args.port <= 65535:
+        raise SystemExit(f"--port = {args.port}: must be 0..65535")
+    print("building the virtual board (cached after the first build) ...", flush=True)
+    board = VirtualBoardProcess(port=args.port)
+    print(f"virtual board listening on 127.0.0.1:{board.port} (Ctrl-C stops it)", flush=True)
+    stats = board.wait()
+    if stats:
+        cycles, seconds = stats
+        print(f"ticked {cycles} cycles in {seconds:.2f} s")
+    return 0
