@@ -333,6 +333,7 @@ class ProtocolEngine(wiring.Component):
         ebyte_left = Signal(range(max(rb, 4) + 1))   # bytes of the element still to send
         eidx = Signal(8)
         sr = Signal(max(WORD_BITS, rb * 8))
+        record = Signal(rec_bits)
         is_resp = Signal()
         bus_base = Signal(ADDR_WIDTH)
         sent = Signal()
@@ -418,8 +419,12 @@ class ProtocolEngine(wiring.Component):
                 with m.Else():
                     m.d.comb += self.events.ready.eq(1)
                     with m.If(self.events.valid):
-                        m.d.sync += sr.eq(self.events.payload.as_value())
-                        m.next = "ELEM"
+                        # Straight into a register: the FIFO's block RAM is slow to output.
+                        m.d.sync += record.eq(self.events.payload.as_value())
+                        m.next = "LOAD_RECORD"
+            with m.State("LOAD_RECORD"):
+                m.d.sync += sr.eq(record)
+                m.next = "ELEM"
             # The bus answers BUS_READ_LATENCY cycles after it sees r_stb, which is
             # registered here: wait for it.
             for i in range(BUS_READ_LATENCY):
