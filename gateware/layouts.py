@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from amaranth.lib import data, enum
 
 __all__ = ["Reason", "RecordKind", "CoreParameters", "HERALD_LATENCY", "START_LATENCY",
-           "STOP_LATENCY", "MAX_TABLE_ADDR_WIDTH", "CLASS_NONE", "CLASS_ONE", "CLASS_MANY",
+           "STOP_LATENCY", "RUN_START_LATENCY", "MAX_TABLE_ADDR_WIDTH",
+           "CLASS_NONE", "CLASS_ONE", "CLASS_MANY",
            "flatten_layout"]
 
 
@@ -35,6 +36,11 @@ HERALD_LATENCY = 2
 START_LATENCY = 1
 #: Cycles from a ``stop`` strobe to ``done``: the run ends in the stop cycle itself.
 STOP_LATENCY = 0
+#: Cycles from the accepted ``start`` (cycle s) to the first cycle in which the scheduler may
+#: start an attempt: ``ready`` is first sampled in s + RUN_START_LATENCY, so the earliest
+#: attempt is at s + RUN_START_LATENCY + START_LATENCY. The core derives its per-run constants
+#: (window ends, e, the deadline slack) from the latched configuration in these cycles.
+RUN_START_LATENCY = 4
 #: Widest decision-table address: 2 bits per window x channel. The table is double-buffered
 #: per entry with one bank-select flip-flop pair per entry, so it is kept to 256 entries.
 MAX_TABLE_ADDR_WIDTH = 8

@@ -13,8 +13,8 @@ Semantics (mirrors the README's timing contract)
 * An attempt starts in cycle ``x`` iff, in cycle ``x-1`` (``START_LATENCY`` = 1), the
   scheduler was eligible and ``ready`` was high (or, after a batch, rose in that cycle),
   no end condition fired, ``x + e + L < s + timeout`` and fewer than ``max_attempts``
-  attempts started. The scheduler is eligible in the start cycle, in every cycle while
-  waiting, and in the last cycle of each attempt's period.
+  attempts started. The scheduler is eligible from cycle ``s + K`` (``RUN_START_LATENCY``)
+  while waiting, and in the last cycle of each attempt's period.
 * A click (rising edge) at an active cycle ``t`` on channel ``c`` is an afterpulse if an
   accepted click on ``c`` happened at ``t'`` with ``0 < t - t' <= holdoff`` within the run;
   otherwise it is accepted and counted in every window of the current attempt containing
@@ -26,8 +26,8 @@ Semantics (mirrors the README's timing contract)
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
-from ..gateware.layouts import (CLASS_MANY, CLASS_NONE, HERALD_LATENCY, CoreParameters,
-                                Reason, RecordKind, flatten_layout)
+from ..gateware.layouts import (CLASS_MANY, CLASS_NONE, HERALD_LATENCY, RUN_START_LATENCY,
+                                CoreParameters, Reason, RecordKind, flatten_layout)
 
 __all__ = ["CoreConfig", "Record", "RunResult", "Trace", "HeraldCoreModel",
            "last_window_offset"]
@@ -366,7 +366,7 @@ class HeraldCoreModel:
 
         # The scheduler: `check` is the next cycle in which it may decide to start an attempt,
         # `mode` says what it needs from `ready` there.
-        check, mode = s, "level"
+        check, mode = s + RUN_START_LATENCY, "level"
         batch_count = 0
         while True:
             if mode == "slot":

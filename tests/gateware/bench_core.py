@@ -14,7 +14,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
-from heraldry.gateware.layouts import CoreParameters, Reason, RecordKind
+from heraldry.gateware.layouts import (RUN_START_LATENCY, START_LATENCY, CoreParameters, Reason,
+                                       RecordKind)
 from heraldry.host.protocols import BarrettKok, SingleClick
 from heraldry.sim.drivers import Monitor
 from heraldry.sim.golden import CoreConfig, Record, Trace
@@ -25,6 +26,8 @@ PARAMS = CoreParameters(**json.loads(os.environ.get("HERALDRY_CORE_PARAMS", "{}"
 CLOCK_NS = 10
 START = 4           # cycle of the start strobe in single-run benches
 L = 2               # HeraldCore.latency, restated: the benches pin it down
+# Start cycle s to the first attempt with ready high: ready is first sampled in s + K.
+FIRST = RUN_START_LATENCY + START_LATENCY
 
 
 class CoreBench:
@@ -134,7 +137,7 @@ async def window_edges_and_latency(dut):
     await bench.reset()
     config = CoreConfig(period=20, windows=((5, 4), (0, 0)), max_attempts=5)
     scenario, s = single_run(config, n_cycles=0)
-    a = [s + 1 + 20 * k for k in range(5)]            # START_LATENCY = 1
+    a = [s + FIRST + 20 * k for k in range(5)]
     clicks = [(a[0] + 4, A), (a[1] + 5, A), (a[2] + 8, A), (a[3] + 9, A), (a[4] + 6, B)]
     scenario.clicks = clicks
     scenario.n_cycles = a[4] + 20
@@ -196,7 +199,7 @@ async def period_exact_over_1e5_attempts(dut):
     assert len(times) == n, len(times)
     gaps = np.diff(times)
     assert np.all(gaps == period), f"irregular gaps: {sorted(set(gaps.tolist()))}"
-    assert times[0] == 2                         # start in cycle 1 -> attempt in cycle 2
+    assert times[0] == 1 + FIRST                 # start in cycle 1
     assert done_time == [(times[-1] + 0 + L, Reason.MAX_ATTEMPTS.value)]
     assert counters["attempts"] == n
     assert counters["cycles"] == times[-1] + L - 1
@@ -215,7 +218,7 @@ async def trigger_outputs_and_gates(dut):
     scenario.n_cycles = s + 60
     await bench.check(scenario, trace_levels=True)
     e = 7
-    attempts = [s + 1 + 12 * k for k in range(3)]
+    attempts = [s + FIRST + 12 * k for k in range(3)]
     end = attempts[-1] + e + L
     for t, (attempt, gate, trig, running) in enumerate(bench.levels):
         active = s < t <= end
@@ -241,7 +244,7 @@ async def holdoff_and_afterpulses(dut):
     await bench.reset()
     config = CoreConfig(period=30, windows=((2, 20),), holdoff=6, max_attempts=2)
     scenario, s = single_run(config, n_cycles=0)
-    a0, a1 = s + 1, s + 31
+    a0, a1 = s + FIRST, s + FIRST + 30
     end1 = a1 + 21 + L
     clicks = [(a0 + o, A) for o in (5, 7, 9, 11, 13)]       # 5 counted, 7/9/11 afterpulses
     clicks += [(a0 + 25, B), (a0 + 27, B)]                  # out of window, then afterpulse
@@ -262,7 +265,7 @@ async def holdoff_and_afterpulses(dut):
     assert observed.heralds == []                           # class >= 2 on A: no herald
     assert second["afterpulses"] == [0, 0]          # holdoff cleared by the start
     assert second["clicks_out_of_window"] == [1, 0]
-    assert second["attempts"] == 0                   # e + L + 1 >= timeout: none fits
+    assert second["attempts"] == 0                   # K + 1 + e + L >= timeout: none fits
 
 
 @cocotb.test()
@@ -273,7 +276,7 @@ async def single_click_rejects_double_clicks(dut):
     await bench.reset()
     config = CoreConfig(period=20, windows=((5, 4),), max_attempts=5, diagnostic=True)
     scenario, s = single_run(config, n_cycles=0)
-    a = [s + 1 + 20 * k for k in range(5)]
+    a = [s + FIRST + 20 * k for k in range(5)]
     scenario.clicks = sorted([
         (a[0] + 5, A),
         (a[1] + 6, B),
@@ -300,7 +303,7 @@ async def barrett_kok_two_windows(dut):
     await bench.reset()
     config = CoreConfig(period=20, windows=((3, 3), (12, 3)), max_attempts=6)
     scenario, s = single_run(config, protocol=BarrettKok(), n_cycles=0)
-    a = [s + 1 + 20 * k for k in range(6)]
+    a = [s + FIRST + 20 * k for k in range(6)]
     scenario.clicks = sorted([
         (a[0] + 4, A), (a[0] + 13, A),
         (a[1] + 4, A), (a[1] + 13, B),
@@ -324,7 +327,7 @@ async def stop_on_herald_ends_at_the_herald(dut):
     await bench.reset()
     config = CoreConfig(period=20, windows=((5, 4),), stop_on_herald=True)
     scenario, s = single_run(config, n_cycles=0)
-    a = [s + 1 + 20 * k for k in range(3)]
+    a = [s + FIRST + 20 * k for k in range(3)]
     scenario.clicks = [(a[2] + 6, A), (a[2] + 30, A)]
     scenario.n_cycles = a[2] + 120
     observed = await bench.check(scenario, trace_levels=True)
@@ -345,17 +348,19 @@ async def timeout_deadline(dut):
     windows = ((5, 4),)
     writes = table_writes(SingleClick().compile(PARAMS))
     s1 = len(writes) + START
-    # Attempt 3 would decide at s1 + 1 + 60 + 10 = s1 + 71.
-    runs = [RunSpec(s1, CoreConfig(period=20, windows=windows, timeout=71)),
-            RunSpec(s1 + 100, CoreConfig(period=20, windows=windows, timeout=72))]
+    # Attempt 3 would decide at s1 + FIRST + 60 + 10: not before a timeout of FIRST + 70, but
+    # before one of FIRST + 71.
+    t1, t2 = FIRST + 70, FIRST + 71
+    runs = [RunSpec(s1, CoreConfig(period=20, windows=windows, timeout=t1)),
+            RunSpec(s1 + 100, CoreConfig(period=20, windows=windows, timeout=t2))]
     scenario = Scenario(PARAMS, runs, writes, [], Trace.constant(True), Trace.constant(True),
                         s1 + 200)
     observed = await bench.check(scenario)
     s2 = s1 + 100
-    assert observed.attempts == [s1 + 1, s1 + 21, s1 + 41,
-                                 s2 + 1, s2 + 21, s2 + 41, s2 + 61]
-    assert observed.dones == [(s1 + 71, Reason.TIMEOUT), (s2 + 72, Reason.TIMEOUT)]
-    assert [c["cycles"] for c in observed.counters] == [71, 72]
+    assert observed.attempts == [s1 + FIRST + 20 * k for k in range(3)] + \
+        [s2 + FIRST + 20 * k for k in range(4)]
+    assert observed.dones == [(s1 + t1, Reason.TIMEOUT), (s2 + t2, Reason.TIMEOUT)]
+    assert [c["cycles"] for c in observed.counters] == [t1, t2]
 
 
 @cocotb.test()
@@ -365,7 +370,7 @@ async def max_attempts_with_herald_on_the_last(dut):
     await bench.reset()
     config = CoreConfig(period=20, windows=((5, 4),), max_attempts=3)
     scenario, s = single_run(config, n_cycles=0)
-    a = [s + 1 + 20 * k for k in range(3)]
+    a = [s + FIRST + 20 * k for k in range(3)]
     scenario.clicks = [(a[2] + 5, B)]
     scenario.n_cycles = a[2] + 40
     observed = await bench.check(scenario)
@@ -389,10 +394,10 @@ async def batch_recal_ready_handshake(dut):
     scenario = Scenario(PARAMS, [RunSpec(s, config, stop=s + 136)], writes, [], ready,
                         Trace.constant(True), s + 150)
     observed = await bench.check(scenario)
-    assert observed.attempts == [s + 1, s + 11, s + 21,          # batch 1
+    assert observed.attempts == [s + FIRST, s + FIRST + 10, s + FIRST + 20,   # batch 1
                                  s + 57, s + 67, s + 77,          # ready rose at s+56
                                  s + 97, s + 110, s + 120]        # low at slot s+106
-    assert observed.recal_rises == [s + 31, s + 87, s + 130]
+    assert observed.recal_rises == [s + FIRST + 30, s + 87, s + 130]
     assert observed.recal_falls == [s + 57, s + 97, s + 137]      # and with running
     assert observed.dones == [(s + 136, Reason.STOPPED)]
 
@@ -407,16 +412,17 @@ async def stop_cancels_the_attempt_in_flight(dut):
     s1 = len(writes) + START
     config = CoreConfig(period=20, windows=((5, 4),), diagnostic=True)
     s2 = s1 + 100
-    runs = [RunSpec(s1, config, stop=s1 + 21 + 10),      # on attempt 1's decision cycle
-            RunSpec(s2, config, stop=s2 + 1 + 7)]        # inside attempt 0's window
-    clicks = [(s1 + 21 + 6, A), (s2 + 1 + 5, B)]
+    runs = [RunSpec(s1, config, stop=s1 + FIRST + 20 + 10),  # on attempt 1's decision cycle
+            RunSpec(s2, config, stop=s2 + FIRST + 7)]         # inside attempt 0's window
+    clicks = [(s1 + FIRST + 20 + 6, A), (s2 + FIRST + 5, B)]
     scenario = Scenario(PARAMS, runs, writes, clicks, Trace.constant(True),
                         Trace.constant(True), s2 + 60)
     observed = await bench.check(scenario)
     assert observed.heralds == []
-    assert observed.dones == [(s1 + 31, Reason.STOPPED), (s2 + 8, Reason.STOPPED)]
+    assert observed.dones == [(s1 + FIRST + 30, Reason.STOPPED),
+                              (s2 + FIRST + 7, Reason.STOPPED)]
     assert [(r.kind, r.attempt, r.start) for r in observed.records] == [
-        (RecordKind.END, 2, 31), (RecordKind.END, 1, 8)]
+        (RecordKind.END, 2, FIRST + 30), (RecordKind.END, 1, FIRST + 7)]
     assert observed.counters[1]["clicks_in_window"] == [0, 1]
 
 
@@ -435,7 +441,7 @@ async def table_writes_take_effect_at_the_next_run(dut):
     s3 = s2 + 100
     writes += [(s2 + 50, addr_a, 2)]
     runs = [RunSpec(s1, config), RunSpec(s2, config), RunSpec(s3, config)]
-    clicks = [(s + 1 + 20 * k + 6, A) for s in (s1, s2, s3) for k in range(3)]
+    clicks = [(s + FIRST + 20 * k + 6, A) for s in (s1, s2, s3) for k in range(3)]
     scenario = Scenario(PARAMS, runs, writes, sorted(clicks), Trace.constant(True),
                         Trace.constant(True), s3 + 80)
     observed = await bench.check(scenario)
@@ -479,7 +485,7 @@ async def four_channel_single_click(dut):
     protocol = SingleClick(outcomes=(1, 2, 3, 1))
     config = CoreConfig(period=16, windows=((4, 4),), max_attempts=6)
     scenario, s = single_run(config, protocol=protocol, n_cycles=0)
-    a = [s + 1 + 16 * k for k in range(6)]
+    a = [s + FIRST + 16 * k for k in range(6)]
     scenario.clicks = sorted([(a[0] + 4, 0), (a[1] + 5, 1), (a[2] + 6, 2), (a[3] + 7, 3),
                               (a[4] + 4, 2), (a[4] + 6, 3), (a[5] + 8, 1)])
     scenario.n_cycles = a[5] + 30

@@ -7,6 +7,7 @@ from amaranth.hdl import Fragment
 from amaranth.lib import stream
 
 from heraldry.gateware import CoreParameters, HeraldCore, Reason, RecordKind
+from heraldry.gateware.layouts import RUN_START_LATENCY
 from heraldry.sim.drivers import run_scenario_amaranth
 from heraldry.sim.golden import CoreConfig, Trace
 from heraldry.sim.scenario import RunSpec, Scenario, expect, random_scenario
@@ -31,6 +32,8 @@ def test_contract_port_names_and_layouts():
     assert counters == ["attempts", "heralds", "clicks_in_window", "clicks_out_of_window",
                         "multi_clicks", "afterpulses", "dropped_records", "cycles"]
     assert HeraldCore.latency == 2 <= 3
+    assert HeraldCore.start_latency == 1 and HeraldCore.stop_latency == 0
+    assert HeraldCore.run_start_latency == RUN_START_LATENCY == 4
     assert {r.name for r in Reason} == {"HERALD", "TIMEOUT", "MAX_ATTEMPTS", "STOPPED"}
     Fragment.get(core, None)
 
@@ -89,4 +92,6 @@ def test_start_while_running_is_ignored():
         expect(scenario)
     observed = run_scenario_amaranth(scenario)
     assert observed.dones == [(43, Reason.TIMEOUT)]
-    assert observed.attempts == [4, 14, 24, 34]      # x + e + L < 3 + 40
+    # From 3 + K + 1 every 10 cycles while x + e + L < 3 + 40 (e = 3, L = 2): x <= 37.
+    first = 3 + RUN_START_LATENCY + 1
+    assert observed.attempts == list(range(first, 38, 10)) == [8, 18, 28]

@@ -3,7 +3,8 @@ the cycle-exact benches in tests/gateware)."""
 
 import pytest
 
-from heraldry.gateware.layouts import CoreParameters, Reason, RecordKind
+from heraldry.gateware.layouts import (HERALD_LATENCY, RUN_START_LATENCY, CoreParameters, Reason,
+                                       RecordKind)
 from heraldry.host.protocols import SingleClick
 from heraldry.sim.golden import CoreConfig, HeraldCoreModel, Record, Trace
 
@@ -45,15 +46,17 @@ def test_queue_holds_two_records_and_counts_drops():
     blocked_until = 200
     model = HeraldCoreModel(params, Trace([blocked_until], initial=False))
     config = CoreConfig(period=10, windows=((2, 2),), max_attempts=5)
-    clicks = [(1 + 10 * k + 2, 0) for k in range(5)]          # a herald in every attempt
+    x0 = RUN_START_LATENCY + 1                                  # first attempt, start in 0
+    d = 3 + HERALD_LATENCY                                      # decision offset e + L
+    clicks = [(x0 + 10 * k + 2, 0) for k in range(5)]         # a herald in every attempt
     result = model.run(config, table, 0, clicks, Trace.constant(True))
-    assert [d for d, _ in result.heralds] == [1 + 10 * k + 5 for k in range(5)]
+    assert [t for t, _ in result.heralds] == [x0 + 10 * k + d for k in range(5)]
     assert result.counters["dropped_records"] == 4             # 5 heralds + END, 2 kept
     transferred = model.drain(blocked_until + 10)
     assert [(t, r.seq) for t, r in transferred] == [(200, 0), (201, 1)]
     model2 = HeraldCoreModel(params, Trace.constant(True))
     model2.run(config, table, 0, clicks[:1], Trace.constant(True))
-    assert model2.drain(100)[0] == (1 + 5 + 1, model2.produced[0])   # pushed at 6, out at 7
+    assert model2.drain(100)[0] == (x0 + d + 1, model2.produced[0])   # pushed at x0 + d
 
 
 def test_run_that_never_ends_is_rejected():
