@@ -14,16 +14,18 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from heraldry.boards.frontend import FRONTEND_LATENCY, OUTPUT_LATENCY
-from heraldry.gateware.layouts import HERALD_LATENCY, START_LATENCY, CoreParameters, RecordKind
+from heraldry.gateware.layouts import (HERALD_LATENCY, RUN_START_LATENCY, START_LATENCY,
+                                      CoreParameters, RecordKind)
 from heraldry.host.protocols import SingleClick
 from heraldry.sim.golden import CoreConfig, Record
 
 PARAMS = CoreParameters(**json.loads(os.environ.get("HERALDRY_CORE_PARAMS", "{}")))
 CLOCK_NS = 10
-S = 3               # restated, so that the bench pins the constant down
+S = 3               # restated, so that the bench pins the constants down
 OUT = 1
+K = 4               # the core's RUN_START_LATENCY: start to the first cycle ready is sampled
 
-assert FRONTEND_LATENCY == S and OUTPUT_LATENCY == OUT
+assert FRONTEND_LATENCY == S and OUTPUT_LATENCY == OUT and RUN_START_LATENCY == K
 
 
 class PinBench:
@@ -127,9 +129,9 @@ async def window_offsets_refer_to_the_pins(dut):
     start_cycle = _write_table(bench, 2, table) + 1
     bench.drive(0, cfg=config.pack(dut_params), ready_pin=1)
     bench.pulse(start_cycle, "start", 1)
-    # ready was raised at the pin in cycle 0, so the core has it from S on; the start cycle
-    # is later, and the first attempt follows START_LATENCY cycles after it.
-    first_attempt = start_cycle + START_LATENCY
+    # ready was raised at the pin in cycle 0, so the core has it from S on; the run starts
+    # later, samples ready K cycles after its start and attempts START_LATENCY after that.
+    first_attempt = start_cycle + K + START_LATENCY
     attempt_pins = [first_attempt + k * period + OUT for k in range(4)]
     # Pin delays after each attempt pin: on the window start, one early, on the window's last
     # cycle, one late.
