@@ -234,10 +234,9 @@ def test_parse_nextpnr_utilisation():
 # by content hash: an unchanged design is found at once.
 
 @pytest.mark.xfail(raises=TimingError, strict=True, reason=(
-    "the SoC reaches about 42 MHz on the ECP5-85F (125 MHz required, 200 MHz aimed): the "
-    "core computes its start-cycle decisions combinationally from the live configuration "
-    "(window end e, deadline, go) into its 48-bit counters; strict, so this fails once "
-    "timing closes"))
+    "the SoC reaches about 47 MHz on the ECP5-85F (125 MHz required, 200 MHz aimed): the "
+    "link emulator's jitter arithmetic runs combinationally into the core's click path and "
+    "on to the decision table; strict, so this fails once timing closes"))
 def test_board_ulx3s(capsys):
     """The ULX3S build runs from the pip toolchain and its report is parsed; a second build is
     a cache hit; `heraldry build` prints the report and exits 0 if timing is met, 2 if not;
@@ -273,8 +272,8 @@ def test_board_ulx3s(capsys):
 
 
 @pytest.mark.xfail(raises=FitError, strict=True, reason=(
-    "the SoC does not fit the iCE40UP5K: about 6000 LUT4 and 4900 FF after synthesis for "
-    "5280 logic cells; strict, so this fails once it fits"))
+    "the SoC does not fit the iCE40UP5K: about 11500 LUT4 and 6900 FF after synthesis "
+    "(15848 logic cells) for 5280 logic cells; strict, so this fails once it fits"))
 def test_board_icebreaker():
     result = build_board(ICEBREAKER)     # raises FitError, or TimingError below 48 MHz
     assert result.brams == result.cells["ICESTORM_RAM"] and result.brams.used > 0
