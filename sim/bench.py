@@ -3,6 +3,7 @@
 * ``core``: cycles per second of the Verilated herald core under the differential harness,
   on the random stimulus the differential test uses, and the golden model's attempts/s.
 * ``montecarlo``: simulated attempts per second of the link Monte Carlo.
+* ``vboard``: the virtual board's cycles per second during an emulated run.
 """
 
 import argparse
@@ -44,7 +45,34 @@ def bench_montecarlo():
     return figures
 
 
-BENCHES = {"core": bench_core, "montecarlo": bench_montecarlo}
+def bench_vboard(attempts=200_000):
+    """The virtual board during an emulated run: its own tick rate (cycles per second spent
+    ticking the model) and the end-to-end device cycles per wall-clock second."""
+    from ..host.config import Config
+    from ..host.controller import Controller
+    from ..host.emulator import EmulatorSettings, EmulatorWindow
+    from .virtual_board import VirtualBoardProcess
+
+    board = VirtualBoardProcess()
+    with Controller.open(board.url) as dev:
+        ns = 1e9 / dev.device.clk_freq
+        dev.configure(Config(period_ns=100 * ns, windows_ns=[(40 * ns, 8 * ns)],
+                             protocol="single-click"))
+        dev.configure_emulator(EmulatorSettings(
+            windows=[EmulatorWindow(40 * ns, 4 * ns, {1: 0.01, 2: 0.01})],
+            dark_rate_hz=(1e3, 1e3)))
+        started = time.perf_counter()
+        result = dev.run(attempts=attempts)
+        wall = time.perf_counter() - started
+    cycles, tick_seconds = board.stop()
+    return {
+        "run_cycles": result.counters.cycles,
+        "device_cycles_per_wall_second": result.counters.cycles / wall,
+        "tick_cycles_per_second": cycles / tick_seconds,
+    }
+
+
+BENCHES = {"core": bench_core, "montecarlo": bench_montecarlo, "vboard": bench_vboard}
 
 
 def main(argv=None):
