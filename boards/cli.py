@@ -1,4 +1,4 @@
-"""``heraldry build BOARD`` and ``heraldry flash BOARD``."""
+"""``heraldry build BOARD``, ``heraldry flash BOARD`` and ``heraldry selftest URL``."""
 
 import sys
 
@@ -34,6 +34,19 @@ def add_parser(subparsers):
                        help="program this file instead of building")
     flash.add_argument("--cable", default=None, help="openFPGALoader cable (-c)")
     flash.set_defaults(handler=_flash)
+
+    selftest = subparsers.add_parser(
+        "selftest", help="check a board (or the virtual board) against programmed statistics",
+        description="Emulator mode: program the link emulator with click probabilities, run "
+                    "single-click attempts and check heralds and clicks per detector against "
+                    "them. --loopback (trig[0] wired to clicks[0] on a board): check that the "
+                    "trigger pulse comes back at the exact core offset in every attempt.")
+    selftest.add_argument("url", help="serial:///dev/ttyUSB1, verilator://, tcp://HOST:PORT")
+    selftest.add_argument("--loopback", action="store_true",
+                          help="loopback mode: trig[0] wired to clicks[0]")
+    selftest.add_argument("--attempts", type=int, default=None,
+                          help="attempts (default 20000, loopback 1000)")
+    selftest.set_defaults(handler=_selftest)
 
 
 def _board(args):
@@ -86,4 +99,19 @@ def _flash(args):
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{board.title} programmed with {bitstream}")
+    return 0
+
+
+def _selftest(args):
+    from .selftest import SelfTestError, emulator_selftest, loopback_selftest
+    kwargs = {"attempts": args.attempts} if args.attempts else {}
+    try:
+        if args.loopback:
+            report = loopback_selftest(args.url, **kwargs)
+        else:
+            report = emulator_selftest(args.url, **kwargs)
+    except SelfTestError as exc:
+        print(f"error: self-test failed\n{exc}", file=sys.stderr)
+        return 1
+    print(report.summary())
     return 0
