@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
-from .layouts import HERALD_LATENCY, START_LATENCY, CoreParameters
+from .layouts import HERALD_LATENCY, RUN_START_LATENCY, START_LATENCY, CoreParameters
 
 __all__ = ["Access", "Register", "SocParameters", "RegisterMap", "register_map",
            "layout_leaves", "MAGIC", "PROTOCOL_VERSION", "ID_WORDS", "WORD_BITS",
@@ -233,6 +233,7 @@ _ID_FIELDS = [
     ("max_records_per_frame", "Most event records in one event frame."),
     ("output_latency", "Cycles from a core output to its pin."),
     ("emulator", "1 if the link emulator is built in."),
+    ("run_start_latency", "K: cycles from the start cycle to the first sampling of ready."),
 ]
 assert len(_ID_FIELDS) <= ID_WORDS
 
@@ -254,6 +255,7 @@ def _id_values(soc, map_hash):
         "max_records_per_frame": soc.max_records_per_frame,
         "output_latency": soc.output_latency,
         "emulator": int(soc.emulator),
+        "run_start_latency": RUN_START_LATENCY,
     }
 
 

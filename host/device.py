@@ -41,6 +41,7 @@ class DeviceInfo:
     max_records_per_frame: int
     output_latency: int
     emulator: int
+    run_start_latency: int
 
     @classmethod
     def from_words(cls, words):
