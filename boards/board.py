@@ -87,6 +87,8 @@ class Board:
         ``(resource, number)`` of an LED lit while a run is in progress.
     synth_opts : tuple
         Extra options of the family's yosys ``synth_*`` command.
+    nextpnr_opts : tuple
+        Extra options of nextpnr.
     notes : str
         Anything a user of the board must know (shown in the documentation).
     """
@@ -105,6 +107,7 @@ class Board:
     loader_board: str
     status_led: tuple = None
     synth_opts: tuple = ()
+    nextpnr_opts: tuple = ()
     notes: str = ""
 
     def __post_init__(self):

@@ -312,7 +312,8 @@ def _make_plan(board):
         emit_src=False,
         # A report to parse, and a failed timing check that still writes it, so that the
         # error can name the achieved Fmax instead of nextpnr's bare "FAIL".
-        nextpnr_opts=["--report", "report.json", "--timing-allow-fail", "--seed", str(SEED)])
+        nextpnr_opts=["--report", "report.json", "--timing-allow-fail", "--seed", str(SEED),
+                      *board.nextpnr_opts])
     return name, plan
 
 
