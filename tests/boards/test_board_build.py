@@ -234,7 +234,7 @@ def test_parse_nextpnr_utilisation():
 # by content hash: an unchanged design is found at once.
 
 @pytest.mark.xfail(raises=TimingError, strict=True, reason=(
-    "the SoC reaches about 47 MHz on the ECP5-85F (125 MHz required, 200 MHz aimed): the "
+    "the SoC reaches about 40 MHz on the ECP5-85F (125 MHz required, 200 MHz aimed): the "
     "link emulator's jitter arithmetic runs combinationally into the core's click path and "
     "on to the decision table; strict, so this fails once timing closes"))
 def test_board_ulx3s(capsys):
