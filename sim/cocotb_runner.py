@@ -18,9 +18,15 @@ from pathlib import Path
 
 from .toolchain import build_root, fst_support, setup_verilator_env
 
-__all__ = ["waves_requested", "build_design", "run_bench"]
+__all__ = ["waves_requested", "build_design", "run_bench", "build_program",
+           "PROGRAM_BUILD_ARGS"]
 
 VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
+
+
+#: Flags of the stand-alone Verilated programs (differential harness, virtual board).
+PROGRAM_BUILD_ARGS = ["--cc", "--exe", "--build", "-j", "2", "-O3", "--x-assign", "fast",
+                      "--x-initial", "fast", "--noassert", "-Wno-fatal", "-CFLAGS", "-O2"]
 
 
 def waves_requested() -> bool:
@@ -86,3 +92,32 @@ def run_bench(verilog_text: str, toplevel: str, module: str, testcase: str, *,
         print(f"waveform: {test_dir / 'dump.fst'}")
     assert num_tests >= 1, f"cocotb ran no test for {module}.{testcase}"
     assert num_failed == 0, f"cocotb bench {module}.{testcase} failed (log in {test_dir})"
+
+
+def build_program(verilog_text: str, toplevel: str, cpp_source: Path, *, kind: str) -> Path:
+    """Verilate ``verilog_text`` with the C++ ``cpp_source`` as ``main`` into a stand-alone
+    program (or reuse it: cached under ``build_root()/kind`` by a hash of the Verilog, the
+    C++ source and the flags); returns the executable."""
+    import subprocess
+
+    source = Path(cpp_source).read_text()
+    digest = hashlib.sha256((verilog_text + source + " ".join(PROGRAM_BUILD_ARGS))
+                            .encode()).hexdigest()[:16]
+    build_dir = build_root() / kind / f"{toplevel}-{digest}"
+    binary = build_dir / f"V{toplevel}"
+    with _locked(build_dir.with_suffix(".lock")):
+        if binary.exists():
+            return binary
+        build_dir.mkdir(parents=True, exist_ok=True)
+        (build_dir / f"{toplevel}.v").write_text(verilog_text)
+        env = setup_verilator_env(dict(os.environ))
+        command = ["verilator", *PROGRAM_BUILD_ARGS, "--top-module", toplevel,
+                   "-Mdir", str(build_dir / "obj"), "-o", str(binary),
+                   str(build_dir / f"{toplevel}.v"), str(cpp_source)]
+        log = build_dir / "build.log"
+        with open(log, "w") as out:
+            done = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        if done.returncode != 0 or not binary.exists():
+            raise RuntimeError(f"Verilator build of {toplevel} failed (exit {done.returncode}); "
+                               f"see {log}")
+    return binary

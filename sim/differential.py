@@ -7,8 +7,6 @@ Builds are cached under :func:`heraldry.sim.toolchain.build_root` by a hash of t
 and the harness source.
 """
 
-import hashlib
-import os
 import re
 import subprocess
 import tempfile
@@ -17,42 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..gateware.layouts import Reason
-from .cocotb_runner import _locked
+from .cocotb_runner import build_program
 from .golden import Record
 from .scenario import Observed, counters_to_dict, scenario_inputs
-from .toolchain import build_root, setup_verilator_env
 from .verilog import core_verilog
 
 __all__ = ["build_core_harness", "run_scenario_verilator", "HarnessRun"]
 
 HARNESS_SOURCE = Path(__file__).with_name("core_harness.cpp")
-VERILATOR_ARGS = ["--cc", "--exe", "--build", "-j", "2", "-O3", "--x-assign", "fast",
-                  "--x-initial", "fast", "--noassert", "-Wno-fatal", "-CFLAGS", "-O2"]
 
 
 def build_core_harness(params) -> Path:
     """Build (or reuse) the Verilated core with the stimulus player; returns the binary."""
     verilog_text, _ = core_verilog(params)
-    harness = HARNESS_SOURCE.read_text()
-    digest = hashlib.sha256((verilog_text + harness + " ".join(VERILATOR_ARGS))
-                            .encode()).hexdigest()[:16]
-    build_dir = build_root() / "harness" / f"herald_core-{digest}"
-    binary = build_dir / "Vherald_core"
-    with _locked(build_dir.with_suffix(".lock")):
-        if binary.exists():
-            return binary
-        build_dir.mkdir(parents=True, exist_ok=True)
-        (build_dir / "herald_core.v").write_text(verilog_text)
-        env = setup_verilator_env(dict(os.environ))
-        command = ["verilator", *VERILATOR_ARGS, "--top-module", "herald_core",
-                   "-Mdir", str(build_dir / "obj"), "-o", str(binary),
-                   str(build_dir / "herald_core.v"), str(HARNESS_SOURCE)]
-        log = build_dir / "build.log"
-        with open(log, "w") as out:
-            done = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-        if done.returncode != 0 or not binary.exists():
-            raise RuntimeError(f"Verilator build failed (exit {done.returncode}); see {log}")
-    return binary
+    return build_program(verilog_text, "herald_core", HARNESS_SOURCE, kind="harness")
 
 
 def write_stimulus(scenario, path):

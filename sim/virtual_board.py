@@ -10,8 +10,6 @@ Builds are cached under :func:`heraldry.sim.toolchain.build_root` by a hash of t
 the bridge source and the build flags.
 """
 
-import hashlib
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -23,15 +21,12 @@ from amaranth.lib.wiring import In, Out
 
 from ..gateware.regmap import SocParameters
 from ..gateware.soc import HeraldSoC
-from .cocotb_runner import _locked
-from .toolchain import build_root, setup_verilator_env
+from .cocotb_runner import build_program
 
 __all__ = ["VirtualBoardTop", "build_virtual_board", "VirtualBoardProcess",
            "DEFAULT_VIRTUAL_BOARD"]
 
 BRIDGE_SOURCE = Path(__file__).with_name("vboard.cpp")
-VERILATOR_ARGS = ["--cc", "--exe", "--build", "-j", "2", "-O3", "--x-assign", "fast",
-                  "--x-initial", "fast", "--noassert", "-Wno-fatal", "-CFLAGS", "-O2"]
 #: The virtual board's build parameters: the SoC as a board would carry it, with the link
 #: emulator, at a nominal 200 MHz clock.
 DEFAULT_VIRTUAL_BOARD = SocParameters(clk_freq=200_000_000)
@@ -73,26 +68,7 @@ class VirtualBoardTop(wiring.Component):
 def build_virtual_board(params: SocParameters = DEFAULT_VIRTUAL_BOARD) -> Path:
     """Build (or reuse) the virtual board; returns the executable."""
     text = verilog.convert(VirtualBoardTop(params), name="virtual_board")
-    bridge = BRIDGE_SOURCE.read_text()
-    digest = hashlib.sha256((text + bridge + " ".join(VERILATOR_ARGS)).encode()).hexdigest()
-    build_dir = build_root() / "vboard" / f"virtual_board-{digest[:16]}"
-    binary = build_dir / "Vvirtual_board"
-    with _locked(build_dir.with_suffix(".lock")):
-        if binary.exists():
-            return binary
-        build_dir.mkdir(parents=True, exist_ok=True)
-        (build_dir / "virtual_board.v").write_text(text)
-        env = setup_verilator_env(dict(os.environ))
-        command = ["verilator", *VERILATOR_ARGS, "--top-module", "virtual_board",
-                   "-Mdir", str(build_dir / "obj"), "-o", str(binary),
-                   str(build_dir / "virtual_board.v"), str(BRIDGE_SOURCE)]
-        log = build_dir / "build.log"
-        with open(log, "w") as out:
-            done = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-        if done.returncode != 0 or not binary.exists():
-            raise RuntimeError(f"virtual board build failed (exit {done.returncode}); "
-                               f"see {log}")
-    return binary
+    return build_program(text, "virtual_board", BRIDGE_SOURCE, kind="vboard")
 
 
 class VirtualBoardProcess:
