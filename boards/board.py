@@ -73,6 +73,12 @@ class Board:
         Core parameters of this board's build.
     fifo_depth : int
         Event FIFO depth in records.
+    max_burst : int
+        Most words in one read or write request (``SocParameters.max_burst``).
+    max_records_per_frame : int
+        Most event records in one event frame (``SocParameters.max_records_per_frame``).
+    emulator : bool
+        Build the link emulator in (``SocParameters.emulator``).
     pll : type
         :class:`~heraldry.boards.pll.ICE40PLL` or :class:`~heraldry.boards.pll.ECP5PLL`.
     io_attrs : dict
@@ -106,6 +112,9 @@ class Board:
     bitstream_ext: str
     loader_board: str
     status_led: tuple = None
+    max_burst: int = SocParameters.max_burst
+    max_records_per_frame: int = SocParameters.max_records_per_frame
+    emulator: bool = SocParameters.emulator
     synth_opts: tuple = ()
     nextpnr_opts: tuple = ()
     notes: str = ""
@@ -131,7 +140,10 @@ class Board:
     @property
     def soc_params(self) -> SocParameters:
         return SocParameters(core=self.core, clk_freq=self.clk_freq, fifo_depth=self.fifo_depth,
-                             frontend_latency=FRONTEND_LATENCY, output_latency=OUTPUT_LATENCY)
+                             max_burst=self.max_burst,
+                             max_records_per_frame=self.max_records_per_frame,
+                             emulator=self.emulator, frontend_latency=FRONTEND_LATENCY,
+                             output_latency=OUTPUT_LATENCY)
 
     @property
     def uart_divisor(self):

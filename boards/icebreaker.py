@@ -1,8 +1,12 @@
 """iCEBreaker (iCE40UP5K-SG48): 48 MHz from the 12 MHz oscillator, UART at 3 Mbaud.
 
-PMOD1A carries the inputs, PMOD1B the outputs. The UP5K has 5280 logic cells, so counters
-are 42 bits wide (they wrap after 25.4 h at 48 MHz, more than a day) and the event FIFO holds
-128 records.
+PMOD1A carries the inputs, PMOD1B the outputs. The UP5K has 5280 logic cells, so the build
+keeps what an experiment needs and trims the rest (docs/boards.md, "The iCEBreaker build"):
+both Barrett-Kok (2 windows x 2 detectors) and single-click, and the link emulator for the
+self-test, but two trigger outputs instead of four, attempt periods up to 2**14 - 1 cycles
+(341 us), 41-bit counters (a run may last 12.7 h) and 16-bit record sequence numbers (the host
+counts gaps modulo 2**16; counters.dropped_records stays exact). The jitter multipliers of
+the emulator go into the UP5K's DSP blocks (yosys ``-dsp``).
 """
 
 from amaranth_boards.icebreaker import ICEBreakerPlatform
@@ -23,8 +27,12 @@ ICEBREAKER = Board(
     clk_freq=48_000_000,
     min_clk_freq=48_000_000,
     baud=3_000_000,
-    core=CoreParameters(n_channels=2, n_windows=2, n_outputs=4, count_width=42),
-    fifo_depth=128,
+    # Logic cells each narrowing saves (UP5K, yosys 0.69): outputs 4 -> 2: 311, offsets
+    # 16 -> 14 bits: 400, sequence numbers 32 -> 16 bits: 206, counters 42 -> 41 bits: ~95.
+    core=CoreParameters(n_channels=2, n_windows=2, n_outputs=2, offset_width=14,
+                        count_width=41, seq_width=16),
+    # A 168-bit record takes 11 block RAMs at any depth up to 256: the deeper FIFO is free.
+    fifo_depth=256,
     pll=ICE40PLL,
     io_attrs={"IO_STANDARD": "SB_LVCMOS"},
     pins=(
@@ -37,11 +45,11 @@ ICEBREAKER = Board(
         Pin("gate", 1, _OUT, "4", "P1B4"),
         Pin("trig", 0, _OUT, "7", "P1B7"),
         Pin("trig", 1, _OUT, "8", "P1B8"),
-        Pin("trig", 2, _OUT, "9", "P1B9"),
-        Pin("trig", 3, _OUT, "10", "P1B10"),
     ),
     bitstream_ext="bin",
     # openFPGALoader knows the iCEBreaker as its FT2232H programmer, like the iCE40 kits.
     loader_board="ice40_generic",
     status_led=("led_g", 0),
+    # The emulator's four 16 x 16 jitter products in SB_MAC16 blocks: 2713 logic cells fewer.
+    synth_opts=("-dsp",),
 )

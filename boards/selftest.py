@@ -13,6 +13,7 @@ output registers, the wire, the IO registers and the synchroniser, end to end.
 """
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 __all__ = ["SelfTestError", "SelfTestReport", "emulator_selftest", "loopback_selftest",
@@ -57,13 +58,18 @@ class SelfTestReport:
         self.checks.append((name, int(measured), expected, 0, measured == expected))
 
 
-def _open(url):
-    from ..host.controller import Controller
-    return Controller.open(url)
+def _open(device):
+    """A controller for ``device``: a URL, opened here and closed after the test, or an open
+    :class:`~heraldry.host.Controller`, left open."""
+    if isinstance(device, str):
+        from ..host.controller import Controller
+        return Controller.open(device)
+    return nullcontext(device)
 
 
 def emulator_selftest(url, *, attempts=20_000, probabilities=(0.1, 0.15, 0.05), seed=0x5E1F):
-    """Run the emulator self-test on the device at ``url``; returns a :class:`SelfTestReport`.
+    """Run the emulator self-test on the device at ``url`` (or on an open controller);
+    returns a :class:`SelfTestReport`.
 
     ``probabilities`` are those of the click patterns A only, B only and both, per attempt.
     Raises :class:`SelfTestError` (with the report's summary) if a check fails.
@@ -106,7 +112,8 @@ def emulator_selftest(url, *, attempts=20_000, probabilities=(0.1, 0.15, 0.05), 
 
 
 def loopback_selftest(url, *, attempts=1000, pulse_cycle=3):
-    """Run the loopback self-test (``trig[0]`` wired to ``clicks[0]``) at ``url``."""
+    """Run the loopback self-test (``trig[0]`` wired to ``clicks[0]``) at ``url`` (or on an
+    open controller)."""
     from ..host.config import Config
     with _open(url) as dev:
         info = dev.identify()

@@ -1,0 +1,100 @@
+"""The iCEBreaker's reduced build parameters, end to end: the host library learns them from
+the identification block of the SoC built with them (in Amaranth's simulator) and runs
+Barrett-Kok, single-click and the emulator self-test on it unchanged, with records and
+counters equal to the golden model's."""
+
+import dataclasses
+
+import pytest
+
+from heraldry.boards import get_board
+from heraldry.boards.selftest import SelfTestError, emulator_selftest
+from heraldry.gateware.layouts import Reason, RecordKind
+from heraldry.host import Config, ConfigError, Controller
+from heraldry.host.simlink import RandomClicks, SimTransport, click_edges
+from heraldry.sim.golden import HeraldCoreModel, Record, Trace
+
+ICEBREAKER = get_board("icebreaker")
+CYCLE_NS = 1e9 / ICEBREAKER.clk_freq
+
+
+def as_golden(params, records):
+    nw, nc = params.n_windows, params.n_channels
+    return [Record(int(r["seq"]), RecordKind(int(r["kind"])), Reason(int(r["reason"])),
+                   int(r["outcome"]), int(r["attempt"]), int(r["start"]),
+                   tuple((int(r["cls"][w, c]), int(r["first"][w, c]))
+                         for w in range(nw) for c in range(nc)))
+            for r in records]
+
+
+@pytest.fixture(scope="module")
+def device():
+    source = RandomClicks(n_channels=2, rate=0.03, seed=11, ready=Trace([], True))
+    with Controller(SimTransport(ICEBREAKER.soc_params, source)) as ctl:
+        ctl.identify()
+        yield ctl, source
+
+
+def test_the_host_reads_the_board_parameters(device):
+    ctl, _ = device
+    info = ctl.identify()
+    assert info.soc_params == ICEBREAKER.soc_params
+    assert (info.n_channels, info.n_windows, info.n_outputs) == (2, 2, 2)
+    assert (info.offset_width, info.count_width, info.seq_width) == (14, 41, 16)
+    assert info.table_depth == 256 and info.emulator == 1 and info.clk_freq == 48_000_000
+    # A 168-bit record: 21 bytes on the wire instead of the default build's 26.
+    assert ICEBREAKER.soc_params.record_bytes == 21
+
+
+@pytest.mark.parametrize("protocol, windows_ns", [
+    ("barrett-kok", [(10 * CYCLE_NS, 6 * CYCLE_NS), (20 * CYCLE_NS, 6 * CYCLE_NS)]),
+    ("single-click", [(10 * CYCLE_NS, 8 * CYCLE_NS)]),
+])
+def test_protocols_match_the_golden_model(device, protocol, windows_ns):
+    ctl, source = device
+    params = ctl.device.core_params
+    model = HeraldCoreModel(params)
+    model.seq = ctl.status().next_seq
+    ctl.configure(Config(period_ns=40 * CYCLE_NS, windows_ns=windows_ns,
+                         outputs_ns=[(0, 2 * CYCLE_NS), (3 * CYCLE_NS, 5 * CYCLE_NS)],
+                         holdoff_ns=2 * CYCLE_NS, protocol=protocol, diagnostic=True))
+    result = ctl.run(attempts=60)
+    start = result.counters.start_cycle
+    clicks = click_edges(source, start, start + result.counters.cycles + 2, 2)
+    expected = model.run(dataclasses.replace(ctl.core_config, max_attempts=60), ctl.table,
+                         start, clicks, source.ready)
+    assert result.reason is Reason.MAX_ATTEMPTS == expected.reason
+    assert result.counters.as_dict() == expected.counters
+    assert as_golden(params, result.records) == expected.records
+    assert len(result.records) > 5 and result.link.clean
+
+
+def test_limits_of_the_narrower_registers(device):
+    ctl, _ = device
+    # 14-bit offsets: an attempt period of at most 16383 cycles, 341 us at 48 MHz.
+    with pytest.raises(ConfigError, match=r"16384 cycles exceed the 14-bit register \(max "
+                                          r"16383 cycles = 341312 ns at 48 MHz\)"):
+        ctl.configure(Config(period_ns=16384 * CYCLE_NS, windows_ns=[(0, 100)]))
+    with pytest.raises(ConfigError, match="outputs_ns = '3 outputs': the device has 2"):
+        ctl.configure(Config(period_ns=1000, windows_ns=[(0, 100)],
+                             outputs_ns=[(0, 10), (0, 10), (0, 10)]))
+
+
+def test_emulator_selftest_without_pin_latencies():
+    # The emulator of the reduced build, self-tested with the pin latencies set to 0: the
+    # emulator is not behind the front-end (see the next test).
+    params = dataclasses.replace(ICEBREAKER.soc_params, frontend_latency=0, output_latency=0)
+    with Controller(SimTransport(params)) as ctl:
+        ctl.identify()
+        report = emulator_selftest(ctl, attempts=1000)
+    assert report.passed and report.checks[0][1] == 1000
+
+
+@pytest.mark.xfail(raises=SelfTestError, strict=True, reason=(
+    "the link emulator drives the core's clicks directly, so its photon offsets are core "
+    "offsets, but Config moves the windows to pin time by output + front-end latency (4 "
+    "cycles on both boards) and heraldry.host.emulator does not move the photons with them: "
+    "on a board the self-test's photons miss its window; strict, so this fails once fixed"))
+def test_emulator_selftest(device):
+    ctl, _ = device
+    assert emulator_selftest(ctl, attempts=200).passed
