@@ -29,22 +29,23 @@ PROGRAM_BUILD_ARGS = ["--cc", "--exe", "--build", "-j", "2", "-O3", "--x-assign"
                       "--x-initial", "fast", "--noassert", "-Wno-fatal", "-CFLAGS", "-O2"]
 
 
-def verilator_verilog(elaboratable, name: str) -> str:
+def verilator_verilog(elaboratable, name: str, *, src=False) -> str:
     """Verilog of ``elaboratable`` for Verilator.
 
     The same conversion as ``amaranth.back.verilog.convert`` (RTLIL through Amaranth's Yosys,
     processes kept as ``always`` blocks), except that ``proc`` does not fold constants: that
     folding turns word operations with a constant (``seed ^ C``) into per-bit pieces, which
-    Verilator then evaluates bit range by bit range. Source attributes are left out, so the
-    text (the build cache key) does not depend on where the sources are checked out.
+    Verilator then evaluates bit range by bit range. Source attributes are left out unless
+    ``src``, so that the text (the build cache key) does not depend on where the sources are
+    checked out.
     """
     from amaranth._toolchain.yosys import find_yosys     # what amaranth.back.verilog runs
     from amaranth.back import rtlil
 
-    text = rtlil.convert(elaboratable, name=name, emit_src=False)
+    text = rtlil.convert(elaboratable, name=name, emit_src=src)
     yosys = find_yosys(lambda version: version >= (0, 40))
     script = [f"read_rtlil <<rtlil\n{text}\nrtlil", "proc -nomux -norom -noopt",
-              "memory_collect", "write_verilog -norename -noattr"]
+              "memory_collect", "write_verilog -norename" + ("" if src else " -noattr")]
     # Yosys warns that not every process maps to Verilog; Amaranth emits only ones that do.
     return yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=True)
 
