@@ -12,6 +12,8 @@ into its own test folder, whose path is printed.
 import fcntl
 import hashlib
 import os
+import shutil
+import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,20 +117,28 @@ def run_bench(verilog_text: str, toplevel: str, module: str, testcase: str, *,
     assert num_failed == 0, f"cocotb bench {module}.{testcase} failed (log in {test_dir})"
 
 
+def _compiler_is_gcc() -> bool:
+    """Whether ``c++`` (the compiler Verilator's makefiles call) is GCC."""
+    try:
+        version = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout
+    except OSError:
+        return False
+    return "Free Software Foundation" in version
+
+
 def build_program(verilog_text: str, toplevel: str, cpp_source: Path, *, kind: str,
                   train=None, extra_args=()) -> Path:
     """Verilate ``verilog_text`` with the C++ ``cpp_source`` as ``main`` into a stand-alone
     program (or reuse it: cached under ``build_root()/kind`` by a hash of the Verilog, the
     C++ source and the flags); returns the executable.
 
-    With ``train`` (a function that runs the program it is given on a typical load), the
-    build is profile-guided: an instrumented build runs under ``train``, and gcc optimises
-    the final build with the branch and call counts it recorded. ``extra_args`` are added to
-    the Verilator command line.
+    With ``train`` (a function that runs the program it is given on a typical load) and
+    GCC as the compiler, the build is profile-guided: an instrumented build runs under
+    ``train``, and GCC optimises the final build with the branch and call counts it
+    recorded. ``extra_args`` are added to the Verilator command line.
     """
-    import shutil
-    import subprocess
-
+    if train is not None and not _compiler_is_gcc():
+        train = None                # other compilers keep profiles in other formats
     source = Path(cpp_source).read_text()
     flags = [*PROGRAM_BUILD_ARGS, *extra_args]
     key = "\n".join([verilog_text, source, " ".join(flags), "pgo" if train else ""])
