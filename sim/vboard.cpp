@@ -3,11 +3,12 @@
 // Listens on 127.0.0.1 only, serves one client at a time and keeps the device (and any run
 // in progress) alive across reconnects. Both directions go through bounded buffers with
 // back-pressure: bytes are read from the socket only while the receive buffer has room, and
-// the device's tx stream is stalled (tx_ready low) while the send buffer is full, so nothing
-// is ever overwritten or dropped here. While the device is idle (no run, nothing to send or
+// the device's tx stream is stalled (tx_ready low) while the send buffer has room for fewer
+// than two bytes, so nothing is ever overwritten or dropped here. While the device is idle (no run, nothing to send or
 // receive for QUIET_CYCLES cycles) the model stops ticking and the process sleeps in poll().
-// The top (heraldry.sim.virtual_board.VirtualBoardTop) registers its inputs, so one tick is
-// two cheap evaluations; tx_ready is registered there, so it promises room for two bytes.
+// The top (heraldry.sim.virtual_board.VirtualBoardTop) registers its inputs, so the
+// evaluation at the falling edge has nothing to compute; tx_ready is one of them, hence the
+// two bytes.
 //
 // usage: vboard [--port N] [--max-seconds S]
 //   prints "listening PORT" on stdout once bound; on SIGTERM/SIGINT or after S seconds it
