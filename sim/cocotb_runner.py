@@ -12,6 +12,8 @@ into its own test folder, whose path is printed.
 import fcntl
 import hashlib
 import os
+import shutil
+import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +21,7 @@ from pathlib import Path
 from .toolchain import build_root, fst_support, setup_verilator_env
 
 __all__ = ["waves_requested", "build_design", "run_bench", "build_program",
-           "PROGRAM_BUILD_ARGS"]
+           "PROGRAM_BUILD_ARGS", "verilator_verilog"]
 
 VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
 
@@ -27,6 +29,27 @@ VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial"
 #: Flags of the stand-alone Verilated programs (differential harness, virtual board).
 PROGRAM_BUILD_ARGS = ["--cc", "--exe", "--build", "-j", "2", "-O3", "--x-assign", "fast",
                       "--x-initial", "fast", "--noassert", "-Wno-fatal", "-CFLAGS", "-O2"]
+
+
+def verilator_verilog(elaboratable, name: str, *, src=False) -> str:
+    """Verilog of ``elaboratable`` for Verilator.
+
+    The same conversion as ``amaranth.back.verilog.convert`` (RTLIL through Amaranth's Yosys,
+    processes kept as ``always`` blocks), except that ``proc`` does not fold constants: that
+    folding turns word operations with a constant (``seed ^ C``) into per-bit pieces, which
+    Verilator then evaluates bit range by bit range. Source attributes are left out unless
+    ``src``, so that the text (the build cache key) does not depend on where the sources are
+    checked out.
+    """
+    from amaranth._toolchain.yosys import find_yosys     # what amaranth.back.verilog runs
+    from amaranth.back import rtlil
+
+    text = rtlil.convert(elaboratable, name=name, emit_src=src)
+    yosys = find_yosys(lambda version: version >= (0, 40))
+    script = [f"read_rtlil <<rtlil\n{text}\nrtlil", "proc -nomux -norom -noopt",
+              "memory_collect", "write_verilog -norename" + ("" if src else " -noattr")]
+    # Yosys warns that not every process maps to Verilog; Amaranth emits only ones that do.
+    return yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=True)
 
 
 def waves_requested() -> bool:
@@ -94,30 +117,67 @@ def run_bench(verilog_text: str, toplevel: str, module: str, testcase: str, *,
     assert num_failed == 0, f"cocotb bench {module}.{testcase} failed (log in {test_dir})"
 
 
-def build_program(verilog_text: str, toplevel: str, cpp_source: Path, *, kind: str) -> Path:
+def _compiler_is_gcc() -> bool:
+    """Whether ``c++`` (the compiler Verilator's makefiles call) is GCC."""
+    try:
+        version = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout
+    except OSError:
+        return False
+    return "Free Software Foundation" in version
+
+
+def build_program(verilog_text: str, toplevel: str, cpp_source: Path, *, kind: str,
+                  train=None, extra_args=()) -> Path:
     """Verilate ``verilog_text`` with the C++ ``cpp_source`` as ``main`` into a stand-alone
     program (or reuse it: cached under ``build_root()/kind`` by a hash of the Verilog, the
-    C++ source and the flags); returns the executable."""
-    import subprocess
+    C++ source and the flags); returns the executable.
 
+    With ``train`` (a function that runs the program it is given on a typical load) and
+    GCC as the compiler, the build is profile-guided: an instrumented build runs under
+    ``train``, and GCC optimises the final build with the branch and call counts it
+    recorded. ``extra_args`` are added to the Verilator command line.
+    """
+    if train is not None and not _compiler_is_gcc():
+        train = None                # other compilers keep profiles in other formats
     source = Path(cpp_source).read_text()
-    digest = hashlib.sha256((verilog_text + source + " ".join(PROGRAM_BUILD_ARGS))
-                            .encode()).hexdigest()[:16]
+    flags = [*PROGRAM_BUILD_ARGS, *extra_args]
+    key = "\n".join([verilog_text, source, " ".join(flags), "pgo" if train else ""])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     build_dir = build_root() / kind / f"{toplevel}-{digest}"
     binary = build_dir / f"V{toplevel}"
+    log = build_dir / "build.log"
+
+    def verilate(obj_dir, output, more_flags):
+        command = ["verilator", *flags, *more_flags, "--top-module", toplevel,
+                   "-Mdir", str(obj_dir), "-o", str(output),
+                   str(build_dir / f"{toplevel}.v"), str(cpp_source)]
+        with open(log, "a") as out:
+            done = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        if done.returncode != 0 or not output.exists():
+            raise RuntimeError(f"Verilator build of {toplevel} failed (exit {done.returncode}); "
+                               f"see {log}")
+
     with _locked(build_dir.with_suffix(".lock")):
         if binary.exists():
             return binary
         build_dir.mkdir(parents=True, exist_ok=True)
         (build_dir / f"{toplevel}.v").write_text(verilog_text)
+        log.write_text("")
         env = setup_verilator_env(dict(os.environ))
-        command = ["verilator", *PROGRAM_BUILD_ARGS, "--top-module", toplevel,
-                   "-Mdir", str(build_dir / "obj"), "-o", str(binary),
-                   str(build_dir / f"{toplevel}.v"), str(cpp_source)]
-        log = build_dir / "build.log"
-        with open(log, "w") as out:
-            done = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-        if done.returncode != 0 or not binary.exists():
-            raise RuntimeError(f"Verilator build of {toplevel} failed (exit {done.returncode}); "
-                               f"see {log}")
+        if train is None:
+            verilate(build_dir / "obj", binary, [])
+        else:
+            trainee = build_dir / f"V{toplevel}-train"
+            verilate(build_dir / "obj-train", trainee,
+                     ["-CFLAGS", "-fprofile-generate", "-LDFLAGS", "-fprofile-generate"])
+            train(trainee)
+            # gcc finds each object's profile next to it, by name.
+            (build_dir / "obj").mkdir(exist_ok=True)
+            for profile in (build_dir / "obj-train").glob("*.gcda"):
+                shutil.copy(profile, build_dir / "obj")
+            # Code the training did not reach is optimised as without a profile.
+            verilate(build_dir / "obj", binary,
+                     ["-CFLAGS", "-fprofile-use -fprofile-partial-training -Wno-missing-profile"])
+            shutil.rmtree(build_dir / "obj-train")
+            trainee.unlink()
     return binary
