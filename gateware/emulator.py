@@ -10,8 +10,8 @@ Timing. Every output is a flip-flop and no wide arithmetic lies on the way to ``
 each attempt is *drawn* ahead of its strobe, in ``draw_cycles(params)`` cycles of work under
 enables, into an arrival target per window x detector; the strobe loads each into a
 down-counter whose sign bit, turning, sets the click register. So photons arrive no earlier
-than :data:`MIN_ARRIVAL_OFFSET` cycles after the attempt strobe (offset 0); a target below that
-never clicks.
+than :data:`MIN_ARRIVAL_OFFSET` cycles after the attempt strobe (offset 0); a window whose
+offset is below that never clicks.
 
 A draw, in the cycles after it starts (its phase counts the cycles left):
 
@@ -27,12 +27,14 @@ A draw, in the cycles after it starts (its phase counts the cycles left):
 
 **When the settings are read.** A window's ``offset`` and ``jitter`` are read in the cycle
 before its sample cycle, its ``thresholds`` in the sample cycle. Draws start at every attempt
-strobe (the next attempt's draw; the drawn one becomes the current), at the first cycle of a
-run (``running`` rises: the drawn attempt is dropped and drawn anew) and after the warm-up
-that follows a reseed (or reset, which acts as a reseed with seed 0). So the settings and seed
-written before a run starts govern its first attempt, and each later attempt uses the
-settings of its own draw. ``dark`` thresholds and ``enable`` act in the cycle they are read;
-``recal_cycles`` when ``recal`` rises.
+strobe (the next attempt's draw; the drawn one becomes the current), in the cycle after a run
+starts (``running``'s first cycle: the drawn attempt is dropped and drawn anew) and after the
+warm-up that follows a reseed (or reset, which acts as a reseed with seed 0). So the settings
+and seed written before a run starts govern its first attempt, and each later attempt uses
+the settings of its own draw. Dark counts: the cycle after each running cycle compares a
+fresh 32-bit draw per detector with the ``dark`` thresholds, and the click follows two cycles
+later; ``enable`` gates both that draw (read in the running cycle) and the click register
+(read in the cycle before the click). ``recal_cycles`` is read when ``recal`` rises.
 
 ``ready`` is low while a draw is unfinished (it rises in the draw's last cycle, so that the
 core's next attempt strobe meets the finished draw), so no attempt starts on an unfinished
@@ -229,9 +231,11 @@ class LinkEmulator(wiring.Component):
         warming_next = Signal()
         left = Signal(draw_len, init=full)
         left_next = Signal(draw_len)
+        # A run start (running's first cycle) restarts the draw in the next cycle, well before
+        # the core first samples ready.
         running_prev = Signal()
-        m.d.sync += running_prev.eq(self.running)
-        run_starts = self.running & ~running_prev
+        run_started = Signal()
+        m.d.sync += [running_prev.eq(self.running), run_started.eq(self.running & ~running_prev)]
         with m.If(self.reseed):
             m.d.comb += warming_next.eq(1)
             m.d.sync += warm.eq(WARMUP_STEPS + 2)
@@ -239,14 +243,16 @@ class LinkEmulator(wiring.Component):
             m.d.comb += warming_next.eq(warm[1:] != 0)
             m.d.sync += warm.eq(warm - 1)
         m.d.sync += warming.eq(warming_next)
-        restart = self.reseed | ((self.attempt | run_starts) & ~warming)
-        m.d.comb += left_next.eq(Mux(restart, full, Cat(left[1:], warming)))
+        restart = self.reseed | ((self.attempt | run_started) & ~warming)
+        shifted = Cat(left[1:], warming)
+        m.d.comb += left_next.eq(Mux(restart, full, shifted))
         m.d.sync += left.eq(left_next)
 
         def phase_flag(name, above, upto):
-            """A register, high in the phases above ``above`` up to ``upto``."""
+            """A register, high in the phases above ``above`` up to ``upto`` (a restart's
+            phase, full, is above them all)."""
             flag = Signal(name=name)
-            m.d.sync += flag.eq(left_next[above] & ~left_next[upto])
+            m.d.sync += flag.eq(~restart & shifted[above] & ~shifted[upto])
             return flag
 
         # -- refill: the generator's output register holds the newest word --------------------
@@ -274,8 +280,8 @@ class LinkEmulator(wiring.Component):
             sample_phase = draw_len + 1 - sample_cycle
             capturing = phase_flag(f"capturing{w}", sample_phase, sample_phase + 1)
             sampling = phase_flag(f"sampling{w}", sample_phase - 1, sample_phase)
-            stepping = phase_flag(f"stepping{w}", sample_phase - digits_n, sample_phase - 1)
             digits = phase_flag(f"digits{w}", sample_phase - digits_n, sample_phase)
+            shifting = phase_flag(f"shifting{w}", sample_phase - digits_n, sample_phase + 1)
             # The window's own copy of its random bits, taken in the cycle they are complete.
             base = w * window_bits - 64 * (sample_cycle - 3 - n_held)
             u = Signal(PATTERN_DRAW_BITS, name=f"u{w}")
@@ -310,18 +316,20 @@ class LinkEmulator(wiring.Component):
                 acc = Signal(ow, name=f"acc{w}_{c}")
                 this_digit = r_digits[:JITTER_DIGIT_BITS]
                 next_digit = r_digits[JITTER_DIGIT_BITS:2 * JITTER_DIGIT_BITS]
-                with m.If(capturing):
-                    m.d.sync += r_digits.eq(view[lo:lo + JITTER_DRAW_BITS])
-                with m.Elif(digits):                # sampling or stepping
-                    m.d.sync += [multiple.eq(_select_multiple(next_digit, span, span3)),
-                                 r_digits.eq(r_digits >> JITTER_DIGIT_BITS)]
-                with m.If(sampling):
-                    m.d.sync += acc.eq(
-                        _select_multiple(this_digit, span, span3)[JITTER_DIGIT_BITS:])
-                with m.Elif(stepping):
-                    m.d.sync += acc.eq((acc + multiple)[JITTER_DIGIT_BITS:])
+                # Enables from flags (capture or digits; sampling or stepping), the choice as
+                # a data select.
+                with m.If(shifting):
+                    m.d.sync += r_digits.eq(Mux(capturing, view[lo:lo + JITTER_DRAW_BITS],
+                                                r_digits >> JITTER_DIGIT_BITS))
+                with m.If(digits):
+                    m.d.sync += [
+                        multiple.eq(_select_multiple(next_digit, span, span3)),
+                        acc.eq(Mux(sampling,
+                                   _select_multiple(this_digit, span, span3)[JITTER_DIGIT_BITS:],
+                                   (acc + multiple)[JITTER_DIGIT_BITS:])),
+                    ]
                 # Arrival: a countdown from target - MIN_ARRIVAL_OFFSET; armed by the pattern
-                # (and a target not below the minimum), it clicks once, as it turns negative.
+                # (and an offset not below the minimum), it clicks once, as it turns negative.
                 countdown = Signal(signed(ow + 2), name=f"countdown{w}_{c}")
                 armed = Signal(name=f"armed{w}_{c}")
                 start = acc + early
@@ -332,7 +340,7 @@ class LinkEmulator(wiring.Component):
                 with m.If(self.reseed):
                     m.d.sync += armed.eq(0)
                 with m.Elif(self.attempt):
-                    m.d.sync += armed.eq(pattern[c] & ~start[-1])
+                    m.d.sync += armed.eq(pattern[c] & ~early[-1])
                 with m.Elif(countdown[-1]):
                     m.d.sync += armed.eq(0)
                 photon.append((c, armed & countdown[-1]))

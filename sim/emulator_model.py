@@ -152,7 +152,7 @@ class EmulatorModel:
         self.acc = [[0] * nc for _ in range(nw)]
         self.countdown = [[0] * nc for _ in range(nw)]
         self.armed = [[False] * nc for _ in range(nw)]
-        self.running_prev = self.recal_prev = False
+        self.running_prev = self.recal_prev = self.run_started = False
         self.reseeding = self.dark_reseeding = False     # the generators load in these
         self.dark_step = self.dark_decide = False
         self.dark_less = 0
@@ -174,10 +174,9 @@ class EmulatorModel:
         phase = self.phase
         warming = phase > draw_len
         refilling = phase > draw_len - refill_steps(p)       # also while warming
-        run_starts = running and not self.running_prev
         if reseed:      # the generators load in the next two cycles, part of the warm-up
             phase_next = WARMUP_STEPS + 2 + draw_len
-        elif (attempt or run_starts) and not warming:
+        elif (attempt or self.run_started) and not warming:
             phase_next = draw_len
         else:
             phase_next = max(phase - 1, 0)
@@ -224,7 +223,7 @@ class EmulatorModel:
                 if reseed:
                     self.armed[w][c] = False
                 elif attempt:
-                    self.armed[w][c] = bool(pattern >> c & 1) and start >= 0
+                    self.armed[w][c] = bool(pattern >> c & 1) and self.early[w] >= 0
                 elif countdown < 0:
                     self.armed[w][c] = False
                 if capturing:
@@ -271,4 +270,5 @@ class EmulatorModel:
         elif self.pause:
             self.pause -= 1
         self.busy = phase_next != 0
+        self.run_started = bool(running and not self.running_prev)    # the draw restarts next
         self.recal_prev, self.running_prev = bool(recal), bool(running)

@@ -270,8 +270,8 @@ def test_ready_holds_the_next_attempt_until_it_is_drawn():
     warm = WARMUP_STEPS + draw_cycles(params)
     assert busy[:warm] == [1] * warm and ready[:warm - 1] == [0] * (warm - 1)
     assert busy[warm] == 0 and ready[warm - 1] == 1
-    # The run start at 50 redraws, the attempt at 60 draws the next one.
-    assert busy[51:51 + draw_cycles(params)] == [1] * draw_cycles(params)
+    # The run start at 50 redraws from 52, the attempt at 60 draws the next one.
+    assert busy[51] == 0 and busy[52:52 + draw_cycles(params)] == [1] * draw_cycles(params)
     assert ready[t0 + 1:t0 + min_period(params) - 1] == [0] * (min_period(params) - 2)
     assert ready[t0 + min_period(params) - 1] == 1
     assert busy[t0 + 1:t0 + 1 + draw_cycles(params)] == [1] * draw_cycles(params)
