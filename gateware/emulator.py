@@ -167,8 +167,8 @@ class LinkEmulator(wiring.Component):
     config : In(emulator_config_layout(params))
     seed : In(64)
     reseed : In(1)
-        Strobe: load ``seed`` into every generator (in the next cycle), warm them up, draw
-        the next attempt.
+        Strobe: load ``seed`` into every generator (in the next two cycles), warm them up,
+        draw the next attempt.
     attempt, running, recal : In(1)
         The core's outputs of the same names.
     clicks : Out(n_channels)
