@@ -3,15 +3,51 @@
 Per attempt and detection window it draws which detectors click (a programmable
 probability for every click pattern) and when (a fixed arrival offset plus uniform jitter);
 on every running cycle it draws dark counts per detector. All randomness comes from
-xoshiro256** generators seeded from one 64-bit seed. The generators advance only on
-reseed, on drawing an attempt, and on running cycles, so two runs of the same gateware
-with the same seed and the same host commands produce the same clicks, whatever the
-wall-clock timing of the host (virtual board and in-process simulator agree).
+xoshiro256** generators seeded from one 64-bit seed. Probabilities are 32-bit thresholds: a
+uniform 32-bit draw ``u`` fires when ``u < t``.
 
-Probabilities are 32-bit thresholds: a uniform 32-bit draw ``u`` fires when ``u < t``.
+Timing. Every output is a flip-flop and no wide arithmetic lies on the way to ``clicks``:
+each attempt is *drawn* ahead of its strobe, in ``draw_cycles(params)`` cycles of work under
+enables, into an arrival target per window x detector; the strobe loads each into a
+down-counter whose sign bit, turning, sets the click register. So photons arrive no earlier
+than :data:`MIN_ARRIVAL_OFFSET` cycles after the attempt strobe (offset 0); a window whose
+offset is below that never clicks.
+
+A draw, in the cycles after it starts (its phase counts the cycles left):
+
+1. refill: the attempt generator steps ``refill_steps(params)`` times, giving per window a
+   32-bit pattern draw ``u`` and a 16-bit jitter draw ``r`` per detector, window after
+   window;
+2. capture and sample, per window: in the cycle its random bits are complete the window
+   copies them, in the next (its sample cycle, ``window_sample_cycles``) its pattern becomes
+   the smallest k with ``u < thresholds[k - 1]`` (0, no click, if none);
+3. :data:`JITTER_DIGITS` steps (the first in the sample cycle) compute each target
+   ``offset + ((r * (jitter + 1)) >> 16)`` two bits of ``r`` at a time, the offset joining
+   at the attempt strobe.
+
+**When the settings are read.** A window's ``offset`` and ``jitter`` are read in the cycle
+before its sample cycle, its ``thresholds`` in the sample cycle. Draws start at every attempt
+strobe (the next attempt's draw; the drawn one becomes the current), in the cycle after a run
+starts (``running``'s first cycle: the drawn attempt is dropped and drawn anew) and after the
+warm-up that follows a reseed (or reset, which acts as a reseed with seed 0). So the settings
+and seed written before a run starts govern its first attempt, and each later attempt uses
+the settings of its own draw. Dark counts: the cycle after each running cycle compares a
+fresh 32-bit draw per detector with the ``dark`` thresholds, and the click follows two cycles
+later; ``enable`` gates both that draw (read in the running cycle) and the click register
+(read in the cycle before the click). ``recal_cycles`` is read when ``recal`` rises.
+
+``ready`` is low while a draw is unfinished (it rises in the draw's last cycle, so that the
+core's next attempt strobe meets the finished draw), so no attempt starts on an unfinished
+draw and consecutive attempts are at least ``min_period(params)`` cycles apart.
+
+Reproducibility: the generators advance only during the warm-up, on refills and after running
+cycles (dark counts), so runs of the same gateware with the same seed and the same host
+commands produce the same clicks, whatever the wall-clock timing of the host (virtual board
+and in-process simulator agree). :class:`heraldry.sim.emulator_model.EmulatorModel` follows
+this module cycle by cycle.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -19,11 +55,19 @@ from .layouts import CoreParameters
 from .prng import WARMUP_STEPS, Xoshiro256StarStar
 
 __all__ = ["LinkEmulator", "emulator_config_layout", "draw_bits", "refill_steps",
-           "JITTER_DRAW_BITS"]
+           "draw_cycles", "min_period", "window_sample_cycles", "held_words",
+           "JITTER_DRAW_BITS", "PATTERN_DRAW_BITS", "JITTER_DIGITS", "MIN_ARRIVAL_OFFSET"]
 
 #: Bits of randomness per jitter draw: jitter = (r * (J + 1)) >> 16, r uniform 16-bit.
 JITTER_DRAW_BITS = 16
 PATTERN_DRAW_BITS = 32
+#: The jitter product takes two bits of r per cycle (radix 4), least significant first.
+JITTER_DIGIT_BITS = 2
+JITTER_DIGITS = JITTER_DRAW_BITS // JITTER_DIGIT_BITS
+#: Earliest photon arrival, in cycles after the attempt strobe (offset 0): the strobe loads
+#: target - MIN_ARRIVAL_OFFSET into a down-counter, which turns negative two cycles before
+#: the click, and the click register takes its sign bit.
+MIN_ARRIVAL_OFFSET = 3
 
 
 def emulator_config_layout(params: CoreParameters):
@@ -47,19 +91,68 @@ def emulator_config_layout(params: CoreParameters):
     })
 
 
+def _window_bits(params: CoreParameters):
+    return PATTERN_DRAW_BITS + JITTER_DRAW_BITS * params.n_channels
+
+
 def draw_bits(params: CoreParameters):
     """Random bits one attempt consumes: per window a pattern draw and a jitter draw per
-    detector."""
-    return params.n_windows * (PATTERN_DRAW_BITS + JITTER_DRAW_BITS * params.n_channels)
+    detector, window after window."""
+    return params.n_windows * _window_bits(params)
 
 
 def refill_steps(params: CoreParameters):
-    """Generator steps (cycles) to draw the next attempt; the period must be longer."""
+    """Generator steps (cycles) to refill the random bits of one attempt."""
     return -(-draw_bits(params) // 64)
+
+
+def draw_cycles(params: CoreParameters):
+    """Cycles of one draw: the refill, the last window's capture and sample cycles (the
+    sample with the first jitter digit), the other jitter digits."""
+    return refill_steps(params) + 1 + JITTER_DIGITS
+
+
+def min_period(params: CoreParameters):
+    """Shortest attempt period the emulator keeps up with (``ready`` enforces it)."""
+    return draw_cycles(params) + 1
+
+
+def window_sample_cycles(params: CoreParameters):
+    """Per window, its sample cycle counted from the draw's first cycle (1): two cycles after
+    the refill step that completes its random bits (the window captures them in between)."""
+    bits = _window_bits(params)
+    return [-(-(w + 1) * bits // 64) + 2 for w in range(params.n_windows)]
+
+
+def held_words(params: CoreParameters):
+    """Generator words kept besides the generator's output register, so that each window's
+    bits are all present in its sample cycle."""
+    bits = _window_bits(params)
+    return max(-(-(w + 1) * bits // 64) - 1 - w * bits // 64 for w in range(params.n_windows))
 
 
 def dark_generators(params: CoreParameters):
     return -(-params.n_channels // 2)
+
+
+def _below(a, b):
+    """``a < b`` for unsigned values: the borrow of ``a - b``, the carry chain's last sum."""
+    return (a - b)[-1]
+
+
+def _less_parts(a, b):
+    """``a < b`` for 32-bit values as three 16-bit comparisons (top less, top equal, bottom
+    less), to be registered; :func:`_less` joins them."""
+    return Cat(_below(a[16:], b[16:]), a[16:] == b[16:], _below(a[:16], b[:16]))
+
+
+def _less(parts):
+    return parts[0] | (parts[1] & parts[2])
+
+
+def _select_multiple(digit, span, span3):
+    """``digit * span`` for a 2-bit digit, given ``span3 = 3 * span``."""
+    return Mux(digit[1], Mux(digit[0], span3, span << 1), Mux(digit[0], span, 0))
 
 
 class LinkEmulator(wiring.Component):
@@ -74,16 +167,18 @@ class LinkEmulator(wiring.Component):
     config : In(emulator_config_layout(params))
     seed : In(64)
     reseed : In(1)
-        Strobe: load ``seed`` into every generator, warm them up, draw the next attempt.
+        Strobe: load ``seed`` into every generator (in the next two cycles), warm them up,
+        draw the next attempt.
     attempt, running, recal : In(1)
         The core's outputs of the same names.
     clicks : Out(n_channels)
-        Click pulses (one cycle high per click), combinational from ``attempt``.
+        Click pulses (one cycle high per click), registered.
     ready : Out(1)
-        High, except for ``recal_cycles`` cycles (at least 1) after ``recal`` rises, so that
-        the core's batch handshake completes without nodes attached.
+        Registered. High, except for ``recal_cycles`` cycles (at least 1) after ``recal``
+        rises, so that the core's batch handshake completes without nodes attached, and
+        while a draw is unfinished (see the module's description).
     busy : Out(1)
-        Warming up after a reseed, or still drawing the next attempt.
+        Registered. Warming up after a reseed, or drawing the next attempt.
     """
 
     def __init__(self, params: CoreParameters):
@@ -111,90 +206,185 @@ class LinkEmulator(wiring.Component):
         m.submodules.attempt_prng = attempt_gen
         for i, gen in enumerate(dark_gens):
             m.submodules[f"dark_prng{i}"] = gen
-        generators = [attempt_gen, *dark_gens]
+        # The attempt generator loads in the cycle after the reseed strobe, the dark ones in the
+        # next, so that each load select (hundreds of loads) comes from a flip-flop of its own;
+        # the warm-up counts both cycles.
+        reseeding = Signal()
+        dark_reseeding = Signal()
+        m.d.sync += [reseeding.eq(self.reseed), dark_reseeding.eq(reseeding)]
+        m.d.comb += [attempt_gen.seed.eq(self.seed), attempt_gen.load.eq(reseeding)]
+        for gen in dark_gens:
+            m.d.comb += [gen.seed.eq(self.seed), gen.load.eq(dark_reseeding)]
 
-        warmup = Signal(range(WARMUP_STEPS + 1))
+        # -- draw sequencer -------------------------------------------------------------------
+        # Warm-up: a down-counter with a registered flag. The draw's phase q (cycles left:
+        # draw_cycles in its first cycle .. 1 in its last, 0 once drawn) is a thermometer code,
+        # left[i] = q > i, full while warming, so that every phase test is one bit; the
+        # controls with many loads are registered from it. A draw restarts at a reseed, an
+        # attempt strobe and a run start.
+        digits_n = JITTER_DIGITS
+        draw_len = draw_cycles(p)
         steps = refill_steps(p)
-        filled = Signal(range(steps + 1))
-        m.d.comb += self.busy.eq((warmup != 0) | (filled != steps))
-        for gen in generators:
-            m.d.comb += [gen.seed.eq(self.seed), gen.load.eq(self.reseed)]
+        full = (1 << draw_len) - 1
+        warm = Signal(range(WARMUP_STEPS + 3), init=WARMUP_STEPS)   # reset: a seed-0 load
+        warming = Signal(init=1)
+        warming_next = Signal()
+        left = Signal(draw_len, init=full)
+        left_next = Signal(draw_len)
+        # A run start (running's first cycle) restarts the draw in the next cycle, well before
+        # the core first samples ready.
+        running_prev = Signal()
+        run_started = Signal()
+        m.d.sync += [running_prev.eq(self.running), run_started.eq(self.running & ~running_prev)]
         with m.If(self.reseed):
-            m.d.sync += [warmup.eq(WARMUP_STEPS), filled.eq(0)]
-        with m.Elif(warmup != 0):
-            m.d.sync += warmup.eq(warmup - 1)
+            m.d.comb += warming_next.eq(1)
+            m.d.sync += warm.eq(WARMUP_STEPS + 2)
+        with m.Elif(warming):
+            m.d.comb += warming_next.eq(warm[1:] != 0)
+            m.d.sync += warm.eq(warm - 1)
+        m.d.sync += warming.eq(warming_next)
+        restart = self.reseed | ((self.attempt | run_started) & ~warming)
+        shifted = Cat(left[1:], warming)
+        m.d.comb += left_next.eq(Mux(restart, full, shifted))
+        m.d.sync += left.eq(left_next)
 
-        # Next attempt's random bits, drawn ahead so that a click can fall at offset 0.
-        next_raw = Signal(steps * 64)
-        refill = (warmup == 0) & (filled != steps) & ~self.reseed
-        m.d.comb += attempt_gen.step.eq((warmup != 0) | refill)
-        with m.If(refill):
-            m.d.sync += [next_raw.word_select(filled, 64).eq(attempt_gen.output),
-                         filled.eq(filled + 1)]
-        with m.If(self.attempt & ~self.reseed & (warmup == 0)):
-            m.d.sync += filled.eq(0)
+        def phase_flag(name, above, upto):
+            """A register, high in the phases above ``above`` up to ``upto`` (a restart's
+            phase, full, is above them all)."""
+            flag = Signal(name=name)
+            m.d.sync += flag.eq(~restart & shifted[above] & ~shifted[upto])
+            return flag
 
-        # Current attempt: its random bits and its offset (saturating: nothing fires twice).
-        cur_raw = Signal.like(next_raw)
-        max_offset = (1 << (ow + 1)) - 1
-        offset_reg = Signal(ow + 1, init=max_offset)
-        offset = Signal(ow + 1)
-        raw = Signal.like(next_raw)
-        with m.If(self.attempt):
-            m.d.sync += [cur_raw.eq(next_raw), offset_reg.eq(1)]
-        with m.Elif(offset_reg != max_offset):
-            m.d.sync += offset_reg.eq(offset_reg + 1)
-        with m.If(self.reseed):
-            m.d.sync += offset_reg.eq(max_offset)
-        m.d.comb += [
-            offset.eq(Mux(self.attempt, 0, offset_reg)),
-            raw.eq(Mux(self.attempt, next_raw, cur_raw)),
-        ]
+        # -- refill: the generator's output register holds the newest word --------------------
+        refilling = left[draw_len - steps]          # also high while warming
+        attempt_gen_step = Signal(init=1)          # reset: warming
+        m.d.sync += attempt_gen_step.eq(left_next[draw_len - steps])
+        m.d.comb += attempt_gen.step.eq(attempt_gen_step)
+        n_held = held_words(p)
+        held = Signal(64 * n_held)
+        if n_held:
+            with m.If(refilling):
+                m.d.sync += held.eq(Cat(held[64:], attempt_gen.output))
+        view = Cat(held, attempt_gen.output)
 
-        photon = Signal(nc)
-        per_window = PATTERN_DRAW_BITS + JITTER_DRAW_BITS * nc
-        photon_terms = []
-        for w in range(nw):
+        # -- per window: sample and jitter digits; attempt strobe -> current attempt ----------
+        # Jitter (r * M) >> 16 with M = J + 1, radix 4 from the lowest digit d of r:
+        # acc = (acc + d * M) >> 2 from acc = 0 is the top of the partial product, below M.
+        # The sample cycle takes the first digit (no addition, acc being 0); the multiple
+        # d * M of each later step is registered in the cycle before.
+        window_bits = _window_bits(p)
+        n_patterns = (1 << nc) - 1
+        photon = []
+        for w, sample_cycle in enumerate(window_sample_cycles(p)):
             window = cfg.windows[w]
-            base = w * per_window
-            u = raw[base:base + PATTERN_DRAW_BITS]
+            sample_phase = draw_len + 1 - sample_cycle
+            capturing = phase_flag(f"capturing{w}", sample_phase, sample_phase + 1)
+            sampling = phase_flag(f"sampling{w}", sample_phase - 1, sample_phase)
+            digits = phase_flag(f"digits{w}", sample_phase - digits_n, sample_phase)
+            shifting = phase_flag(f"shifting{w}", sample_phase - digits_n, sample_phase + 1)
+            # The window's own copy of its random bits, taken in the cycle they are complete.
+            base = w * window_bits - 64 * (sample_cycle - 3 - n_held)
+            u = Signal(PATTERN_DRAW_BITS, name=f"u{w}")
+            with m.If(capturing):
+                m.d.sync += u.eq(view[base:base + PATTERN_DRAW_BITS])
+
+            # Offset and jitter follow the settings until the cycle before the sample.
+            early = Signal(signed(ow + 1), name=f"early{w}")   # offset - MIN_ARRIVAL_OFFSET
+            span = Signal(ow + 1, name=f"span{w}")           # M = J + 1
+            span3 = Signal(ow + 2, name=f"span3_{w}")        # 3 M = 4 J + 3 - J
+            with m.If(left[sample_phase]):
+                m.d.sync += [early.eq(window.offset - MIN_ARRIVAL_OFFSET),
+                             span.eq(window.jitter + 1),
+                             span3.eq(Cat(Const(3, 2), window.jitter) - window.jitter)]
+
+            # The threshold comparisons are registered in halves; the attempt strobe picks the
+            # pattern, the smallest k with u < thresholds[k - 1].
+            below = [Signal(3, name=f"below{w}_{k}") for k in range(n_patterns)]
             pattern = Signal(nc, name=f"pattern{w}")
-            # The smallest k with u < thresholds[k-1] wins: assign from the largest down.
-            for k in reversed(range(1, 1 << nc)):
-                with m.If(u < window.thresholds[k - 1]):
+            for k in reversed(range(1, n_patterns + 1)):
+                with m.If(_less(below[k - 1])):
                     m.d.comb += pattern.eq(k)
+            with m.If(sampling):
+                m.d.sync += [part.eq(_less_parts(u, threshold))
+                             for part, threshold in zip(below, window.thresholds)]
+
             for c in range(nc):
                 lo = base + PATTERN_DRAW_BITS + JITTER_DRAW_BITS * c
-                r = raw[lo:lo + JITTER_DRAW_BITS]
-                jitter = Signal(ow, name=f"jitter{w}_{c}")
-                m.d.comb += jitter.eq((r * (window.jitter + 1)) >> JITTER_DRAW_BITS)
-                photon_terms.append((c, pattern[c] & (offset == window.offset + jitter)))
+                # The copy of r shifts its digits out at the bottom, so no mux picks them.
+                r_digits = Signal(JITTER_DRAW_BITS, name=f"r_digits{w}_{c}")
+                multiple = Signal(ow + 2, name=f"multiple{w}_{c}")
+                acc = Signal(ow, name=f"acc{w}_{c}")
+                this_digit = r_digits[:JITTER_DIGIT_BITS]
+                next_digit = r_digits[JITTER_DIGIT_BITS:2 * JITTER_DIGIT_BITS]
+                # Enables from flags (capture or digits; sampling or stepping), the choice as
+                # a data select.
+                with m.If(shifting):
+                    m.d.sync += r_digits.eq(Mux(capturing, view[lo:lo + JITTER_DRAW_BITS],
+                                                r_digits >> JITTER_DIGIT_BITS))
+                with m.If(digits):
+                    m.d.sync += [
+                        multiple.eq(_select_multiple(next_digit, span, span3)),
+                        acc.eq(Mux(sampling,
+                                   _select_multiple(this_digit, span, span3)[JITTER_DIGIT_BITS:],
+                                   (acc + multiple)[JITTER_DIGIT_BITS:])),
+                    ]
+                # Arrival: a countdown from target - MIN_ARRIVAL_OFFSET; armed by the pattern
+                # (and an offset not below the minimum), it clicks once, as it turns negative.
+                countdown = Signal(signed(ow + 2), name=f"countdown{w}_{c}")
+                armed = Signal(name=f"armed{w}_{c}")
+                start = acc + early
+                with m.If(self.attempt):
+                    m.d.sync += countdown.eq(start)
+                with m.Elif(~countdown[-1]):
+                    m.d.sync += countdown.eq(countdown - 1)
+                with m.If(self.reseed):
+                    m.d.sync += armed.eq(0)
+                with m.Elif(self.attempt):
+                    m.d.sync += armed.eq(pattern[c] & ~early[-1])
+                with m.Elif(countdown[-1]):
+                    m.d.sync += armed.eq(0)
+                photon.append((c, armed & countdown[-1]))
+
+        # -- clicks: photons, and dark counts (32 bits per detector per running cycle) ----------
+        # In the cycle after each running cycle (once warmed up) the dark generators step and
+        # their words are compared, in registered halves joined in the click register.
+        dark_step = Signal()
+        dark_decide = Signal()
+        dark_gen_step = Signal(init=1)             # reset: warming
+        dark_step_next = cfg.enable & self.running & ~warming_next
+        m.d.sync += [dark_step.eq(dark_step_next), dark_decide.eq(dark_step),
+                     dark_gen_step.eq(warming_next | dark_step_next)]
+        for gen in dark_gens:
+            m.d.comb += gen.step.eq(dark_gen_step)
+        clicks = Signal(nc)
         for c in range(nc):
-            terms = [term for channel, term in photon_terms if channel == c]
-            hit = terms[0]
-            for term in terms[1:]:
-                hit = hit | term
-            m.d.comb += photon[c].eq(hit)
+            word = dark_gens[c // 2].output.word_select(c % 2, 32)
+            dark = Signal(3, name=f"dark{c}")
+            m.d.sync += dark.eq(_less_parts(word, cfg.dark[c]))
+            hit = dark_decide & _less(dark)
+            for channel, term in photon:
+                if channel == c:
+                    hit = hit | term
+            m.d.sync += clicks[c].eq(cfg.enable & hit)
 
-        # Dark counts: 32 bits per detector per running cycle.
-        dark = Signal(nc)
-        dark_step = cfg.enable & self.running & (warmup == 0) & ~self.reseed
-        for i, gen in enumerate(dark_gens):
-            m.d.comb += gen.step.eq((warmup != 0) | dark_step)
-        for c in range(nc):
-            gen = dark_gens[c // 2]
-            word = gen.output.word_select(c % 2, 32)
-            m.d.comb += dark[c].eq(dark_step & (word < cfg.dark[c]))
-
-        m.d.comb += self.clicks.eq(Mux(cfg.enable, photon | dark, 0))
-
-        # Ready: a pause after recal rises, so the batch handshake sees a rising edge.
+        # -- ready: a pause after recal rises, and low while a draw is unfinished ----------------
         recal_prev = Signal()
-        pause = Signal(32)
+        recal_rises = Signal()
+        # Low in the cycle after the rise and recal_cycles - 1 more (0 counts as 1): while a
+        # countdown from recal_cycles - 2 is not negative (its sign bit is the test).
+        pause = Signal(signed(33), init=-2)
+        ready = Signal()
+        busy = Signal(init=1)
         m.d.sync += recal_prev.eq(self.recal)
-        with m.If(self.recal & ~recal_prev):
-            m.d.sync += pause.eq(Mux(cfg.recal_cycles != 0, cfg.recal_cycles, 1))
-        with m.Elif(pause != 0):
+        m.d.comb += recal_rises.eq(self.recal & ~recal_prev)
+        with m.If(recal_rises):
+            m.d.sync += pause.eq(cfg.recal_cycles - 2)
+        with m.Elif(~pause[-1]):
             m.d.sync += pause.eq(pause - 1)
-        m.d.comb += self.ready.eq(pause == 0)
+        m.d.sync += [
+            # High in the draw's last cycle: an attempt strobe in the next meets it finished.
+            ready.eq(~recal_rises & pause[-1] & ~left_next[1]),
+            busy.eq(left_next[0]),
+        ]
+        m.d.comb += [self.clicks.eq(clicks), self.ready.eq(ready), self.busy.eq(busy)]
         return m

@@ -1,6 +1,7 @@
 """xoshiro256** pseudo-random generator in gateware (Blackman & Vigna): 64 bits per step,
 period 2**256 - 1, passes BigCrush; the multiplications are by 5 and 9, so it needs only
-shifts and adders."""
+shifts and adders. The output scrambler is pipelined over two registers, one adder each, so
+that no path holds more than one 64-bit adder and consumers start from a flip-flop."""
 
 from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import wiring
@@ -34,7 +35,7 @@ def seed_state(seed, instance):
 
 
 class Xoshiro256StarStar(wiring.Component):
-    """One xoshiro256** generator.
+    """One xoshiro256** generator with a registered, two-stage output.
 
     Parameters
     ----------
@@ -44,11 +45,14 @@ class Xoshiro256StarStar(wiring.Component):
     Attributes
     ----------
     seed : In(64)
-    load : In(1)
-        Load the state from ``seed`` (takes precedence over ``step``).
     step : In(1)
-        Advance; ``output`` always shows the output of the current state.
+        Advance the state and the output pipeline by one. Best driven from a flip-flop: it
+        enables every state bit.
+    load : In(1)
+        With ``step``: load the state from ``seed`` instead of advancing it (the output
+        pipeline still advances).
     output : Out(64)
+        A register: xoshiro256**'s output of the state two steps back.
     """
 
     seed: In(64)
@@ -71,31 +75,34 @@ class Xoshiro256StarStar(wiring.Component):
         def rotl(value, amount):
             return Cat(value[64 - amount:], value[:64 - amount])
 
+        # Scrambler rotl(s1 * 5, 7) * 9, one adder per stage.
         times5 = Signal(64)
-        rotated = Signal(64)
-        m.d.comb += [
-            times5.eq((s[1] << 2) + s[1]),
-            rotated.eq(rotl(times5, 7)),
-            self.output.eq((rotated << 3) + rotated),
-        ]
+        output = Signal(64)
+        m.d.comb += self.output.eq(output)
         t = s[1] << 17
         n2 = s[2] ^ s[0]
         n3 = s[3] ^ s[1]
         n1 = s[1] ^ n2
         n0 = s[0] ^ n3
-        with m.If(self.load):
-            seed = self.seed
+        with m.If(self.step):
+            with m.If(self.load):
+                seed = self.seed
+                m.d.sync += [
+                    s[0].eq(seed ^ Const(c0, 64)),
+                    s[1].eq(rotl(seed, 17) ^ Const(c1, 64)),
+                    s[2].eq(~seed ^ Const(c2, 64)),
+                    s[3].eq(rotl(seed, 41) ^ Const(c3, 64)),
+                ]
+            with m.Else():
+                m.d.sync += [
+                    s[0].eq(n0),
+                    s[1].eq(n1),
+                    s[2].eq((n2 ^ t)[:64]),
+                    s[3].eq(rotl(n3, 45)),
+                ]
+            times5_rotated = rotl(times5, 7)
             m.d.sync += [
-                s[0].eq(seed ^ Const(c0, 64)),
-                s[1].eq(rotl(seed, 17) ^ Const(c1, 64)),
-                s[2].eq(~seed ^ Const(c2, 64)),
-                s[3].eq(rotl(seed, 41) ^ Const(c3, 64)),
-            ]
-        with m.Elif(self.step):
-            m.d.sync += [
-                s[0].eq(n0),
-                s[1].eq(n1),
-                s[2].eq((n2 ^ t)[:64]),
-                s[3].eq(rotl(n3, 45)),
+                times5.eq((s[1] << 2) + s[1]),
+                output.eq((times5_rotated << 3) + times5_rotated),
             ]
         return m

@@ -4,12 +4,15 @@ The emulator (:mod:`heraldry.gateware.emulator`) replaces the detector inputs wi
 drawn in gateware, so a board, or the virtual board, can herald without detectors. Its
 registers are written only after every value has been checked; bad values raise
 :class:`~heraldry.host.errors.ConfigError` naming the field, the value and the limit.
+Photons arrive no earlier than ``MIN_ARRIVAL_OFFSET`` cycles after the attempt strobe, and
+attempts come at most every ``min_period`` cycles (both from the gateware module). Settings
+written before a run starts govern it from its first attempt on.
 """
 
 import math
 from dataclasses import dataclass, field
 
-from ..gateware.emulator import refill_steps
+from ..gateware.emulator import MIN_ARRIVAL_OFFSET, min_period
 from ..sim.emulator_model import pattern_thresholds, probability_threshold
 from .errors import ConfigError
 
@@ -24,7 +27,8 @@ class EmulatorWindow:
     Attributes
     ----------
     offset_ns : float
-        Arrival time after the attempt strobe (before jitter).
+        Arrival time after the attempt strobe (before jitter); at least
+        ``MIN_ARRIVAL_OFFSET`` cycles when the window can click.
     jitter_ns : float
         Width of the uniform arrival jitter: arrivals fall in offset .. offset + jitter.
     patterns : dict
@@ -71,7 +75,7 @@ def _cycles(name, ns, clk_freq, bits):
 def emulator_registers(settings: EmulatorSettings, device, period_cycles=None) -> dict:
     """Register name -> value for ``settings`` on ``device`` (a DeviceInfo).
 
-    ``period_cycles``, if given, is checked against the emulator's refill time and against
+    ``period_cycles``, if given, is checked against the emulator's drawing time and against
     arrivals that would fall after the attempt's period (they would never be seen).
     """
     p = device.core_params
@@ -85,9 +89,9 @@ def emulator_registers(settings: EmulatorSettings, device, period_cycles=None) -
     if isinstance(settings.seed, bool) or not isinstance(settings.seed, int) \
             or not 0 <= settings.seed < 1 << 64:
         raise ConfigError("emulator.seed", settings.seed, "must be an integer 0 .. 2**64-1")
-    if period_cycles is not None and period_cycles <= refill_steps(p):
+    if period_cycles is not None and period_cycles < min_period(p):
         raise ConfigError("period", period_cycles,
-                          f"the emulator needs more than {refill_steps(p)} cycles per attempt")
+                          f"the emulator needs at least {min_period(p)} cycles per attempt")
     regs = {"emulator.enable": 1,
             "emulator.seed_lo": settings.seed & 0xFFFFFFFF,
             "emulator.seed_hi": settings.seed >> 32}
@@ -97,6 +101,9 @@ def emulator_registers(settings: EmulatorSettings, device, period_cycles=None) -
         name = f"emulator.windows.{w}"
         offset = _cycles(f"{name}.offset_ns", window.offset_ns, device.clk_freq, ow)
         jitter = _cycles(f"{name}.jitter_ns", window.jitter_ns, device.clk_freq, ow)
+        if window.patterns and offset < MIN_ARRIVAL_OFFSET:
+            raise ConfigError(f"{name}.offset_ns", window.offset_ns,
+                              _arrival_limit(offset, device.clk_freq))
         if period_cycles is not None and window.patterns and \
                 offset + jitter >= period_cycles:
             raise ConfigError(f"{name}.offset_ns", window.offset_ns,
@@ -124,13 +131,28 @@ def emulator_registers(settings: EmulatorSettings, device, period_cycles=None) -
     return regs
 
 
+def _arrival_limit(offset_cycles, clk_freq):
+    return (f"{offset_cycles} cycles: photons arrive at least {MIN_ARRIVAL_OFFSET} cycles "
+            f"({MIN_ARRIVAL_OFFSET * 1e9 / clk_freq:g} ns at {clk_freq / 1e6:g} MHz) after "
+            f"the attempt strobe")
+
+
 def settings_from_physics(link, clk_freq, window_starts_ns, window_ns, *, jitter_ns=None,
                           seed=1, recal_ns=1000.0):
     """Emulator settings reproducing the physics model of ``link`` (a
     :class:`heraldry.sim.physics.LinkParameters`): click-pattern probabilities for each
     detection window starting at ``window_starts_ns`` (photons arrive uniformly over the
-    first ``jitter_ns``, default half the window, of it) and dark counts per detector."""
+    first ``jitter_ns``, default half the window, of it) and dark counts per detector.
+
+    A window may not start before ``MIN_ARRIVAL_OFFSET`` cycles after the attempt strobe
+    (:class:`ConfigError`): its photons could not arrive there.
+    """
     from ..sim import physics
+
+    for w, start in enumerate(window_starts_ns):
+        cycles = _cycles(f"window_starts_ns[{w}]", start, clk_freq, 64)
+        if cycles < MIN_ARRIVAL_OFFSET:
+            raise ConfigError(f"window_starts_ns[{w}]", start, _arrival_limit(cycles, clk_freq))
 
     window_cycles = max(1, round(window_ns * 1e-9 * clk_freq))
     mapping = physics.emulator_mapping(link, window_cycles, clk_freq)

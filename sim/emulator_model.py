@@ -1,22 +1,28 @@
-"""Reference of the link emulator's randomness and distributions.
+"""Reference of the link emulator, bit for bit and cycle by cycle.
 
-:class:`Xoshiro256` reproduces the gateware generator bit for bit, and
-:class:`EmulatorReference` the emulator's draws (click patterns, arrival offsets, dark
-clicks), so tests can check the gateware exactly; :func:`jitter_pmf` gives the exact
-distribution of the arrival jitter for statistical tests, and :func:`probability_threshold`
-turns probabilities into the 32-bit thresholds the registers hold.
+:class:`Xoshiro256` is the gateware generator (with its two-stage output pipeline) and
+:class:`EmulatorModel` the :class:`~heraldry.gateware.emulator.LinkEmulator`: given the same
+inputs in every cycle it gives the same ``clicks``, ``ready`` and ``busy``, so tests check
+the gateware exactly (the module's docstring describes the timing both follow).
+:func:`click_pattern` and :func:`arrival_target` are the closed forms of what a draw computes
+(:func:`jitter_digit_step` the gateware's steps towards the latter), :func:`jitter_pmf` the
+exact distribution of the arrival jitter for statistical tests, and
+:func:`probability_threshold` turns probabilities into the 32-bit thresholds the registers
+hold.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..gateware.emulator import (JITTER_DRAW_BITS, PATTERN_DRAW_BITS, dark_generators,
-                                 refill_steps)
+from ..gateware.emulator import (JITTER_DIGITS, JITTER_DRAW_BITS, MIN_ARRIVAL_OFFSET,
+                                 PATTERN_DRAW_BITS, dark_generators, draw_cycles,
+                                 held_words, refill_steps, window_sample_cycles)
 from ..gateware.prng import WARMUP_STEPS, seed_state
 
-__all__ = ["Xoshiro256", "EmulatorReference", "EmulatorSettings", "jitter_pmf",
-           "probability_threshold", "pattern_thresholds"]
+__all__ = ["Xoshiro256", "EmulatorModel", "EmulatorSettings", "click_pattern",
+           "arrival_target", "jitter_digit_step", "jitter_pmf", "probability_threshold",
+           "pattern_thresholds"]
 
 MASK64 = (1 << 64) - 1
 THRESHOLD_MAX = (1 << 32) - 1
@@ -27,15 +33,27 @@ def _rotl(x, k):
 
 
 class Xoshiro256:
-    """xoshiro256** exactly as :class:`heraldry.gateware.prng.Xoshiro256StarStar`."""
+    """xoshiro256** exactly as :class:`heraldry.gateware.prng.Xoshiro256StarStar`:
+    ``output`` is the registered output, that of the state two steps back."""
 
     def __init__(self, seed, instance):
+        self.instance = instance
         self.s = list(seed_state(seed, instance))
+        self.times5 = 0
+        self.output = 0
 
-    def output(self):
+    def scrambled(self):
+        """xoshiro256**'s output of the current state (not yet in ``output``)."""
         return (_rotl((self.s[1] * 5) & MASK64, 7) * 9) & MASK64
 
-    def step(self):
+    def step(self, load_seed=None):
+        """Advance; with ``load_seed`` the state is loaded from it instead (the output
+        pipeline advances all the same)."""
+        self.output = (_rotl(self.times5, 7) * 9) & MASK64
+        self.times5 = (self.s[1] * 5) & MASK64
+        if load_seed is not None:
+            self.s = list(seed_state(load_seed, self.instance))
+            return
         s0, s1, s2, s3 = self.s
         t = (s1 << 17) & MASK64
         s2 ^= s0
@@ -45,11 +63,6 @@ class Xoshiro256:
         s2 ^= t
         s3 = _rotl(s3, 45)
         self.s = [s0, s1, s2, s3]
-
-    def next(self):
-        value = self.output()
-        self.step()
-        return value
 
 
 def probability_threshold(p, field="probability"):
@@ -87,56 +100,175 @@ def jitter_pmf(jitter):
     return np.bincount(values, minlength=jitter + 1) / float(1 << JITTER_DRAW_BITS)
 
 
+def click_pattern(u, thresholds):
+    """The click pattern a 32-bit draw ``u`` selects: the smallest k with
+    ``u < thresholds[k - 1]``, 0 (no click) if there is none."""
+    return next((k for k, t in enumerate(thresholds, start=1) if u < t), 0)
+
+
+def arrival_target(offset, jitter, r):
+    """Arrival offset of a photon with jitter draw ``r`` (16-bit): offset + a jitter in
+    0 .. jitter."""
+    return offset + ((r * (jitter + 1)) >> JITTER_DRAW_BITS)
+
+
+def jitter_digit_step(acc, digit, span):
+    """One radix-4 step of the gateware's jitter product, lowest digit of ``r`` first: from
+    ``acc = 0``, :data:`JITTER_DIGITS` steps give ``(r * span) >> 16``."""
+    return (acc + digit * span) >> 2
+
+
 @dataclass
 class EmulatorSettings:
-    """Emulator registers in Python form. ``windows``: (offset, jitter, thresholds)."""
+    """Emulator registers in Python form. ``windows``: (offset, jitter, thresholds), missing
+    windows hold zeros (they never click); ``dark``: a threshold per detector."""
     windows: tuple
     dark: tuple
     recal_cycles: int = 1
+    enable: bool = True
 
 
-class EmulatorReference:
-    """The emulator's draws after a reseed with ``seed``, attempt by attempt."""
+class EmulatorModel:
+    """The emulator cycle by cycle, from reset (which acts as a reseed with seed 0).
 
-    def __init__(self, params, seed):
+    Read ``clicks``, ``ready`` and ``busy`` (the outputs in the current cycle), then call
+    :meth:`tick` with the cycle's inputs to move to the next cycle. The draw's phase counts
+    its cycles left, as in the gateware; the warm-up's cycles come on top.
+    """
+
+    def __init__(self, params):
         self.params = params
-        self.attempt_gen = Xoshiro256(seed, 0)
-        self.dark_gens = [Xoshiro256(seed, 1 + i) for i in range(dark_generators(params))]
-        for gen in (self.attempt_gen, *self.dark_gens):
-            for _ in range(WARMUP_STEPS):
-                gen.step()
-        self._next = self._draw_raw()
+        nc, nw = params.n_channels, params.n_windows
+        self.attempt_gen = Xoshiro256(0, 0)
+        self.dark_gens = [Xoshiro256(0, 1 + i) for i in range(dark_generators(params))]
+        self.phase = WARMUP_STEPS + draw_cycles(params)
+        self.held = [0] * held_words(params)
+        self.early = [0] * nw           # offset - MIN_ARRIVAL_OFFSET
+        self.span = [0] * nw            # jitter + 1
+        self.u = [0] * nw
+        self.below = [0] * nw           # bit k - 1: u < thresholds[k - 1]
+        self.r_digits = [[0] * nc for _ in range(nw)]
+        self.multiple = [[0] * nc for _ in range(nw)]
+        self.acc = [[0] * nc for _ in range(nw)]
+        self.countdown = [[0] * nc for _ in range(nw)]
+        self.armed = [[False] * nc for _ in range(nw)]
+        self.running_prev = self.recal_prev = self.run_started = False
+        self.reseeding = self.dark_reseeding = False     # the generators load in these
+        self.dark_step = self.dark_decide = False
+        self.dark_less = 0
+        self.pause = 0
+        self.clicks, self.ready, self.busy = 0, False, True
 
-    def _draw_raw(self):
-        raw = 0
-        for i in range(refill_steps(self.params)):
-            raw |= self.attempt_gen.next() << (64 * i)
-        return raw
+    def _windows(self, settings):
+        n_patterns = (1 << self.params.n_channels) - 1
+        missing = (0, 0, (0,) * n_patterns)
+        return list(settings.windows) + [missing] * (self.params.n_windows - len(settings.windows))
 
-    def next_attempt(self, settings: EmulatorSettings):
-        """Clicks of the next attempt: a list of (offset, channel), sorted."""
-        raw, self._next = self._next, self._draw_raw()
-        nc = self.params.n_channels
-        per_window = PATTERN_DRAW_BITS + JITTER_DRAW_BITS * nc
-        clicks = set()
-        for w, (offset, jitter, thresholds) in enumerate(settings.windows):
-            base = w * per_window
-            u = (raw >> base) & ((1 << PATTERN_DRAW_BITS) - 1)
-            pattern = next((k for k, t in enumerate(thresholds, start=1) if u < t), 0)
+    def tick(self, settings: EmulatorSettings, *, reseed=False, seed=0, attempt=False,
+             running=False, recal=False):
+        """One clock cycle with these inputs (``settings``: the registers in this cycle)."""
+        p = self.params
+        nc = p.n_channels
+        draw_len = draw_cycles(p)
+        digits_n = JITTER_DIGITS
+        phase = self.phase
+        warming = phase > draw_len
+        refilling = phase > draw_len - refill_steps(p)       # also while warming
+        if reseed:      # the generators load in the next two cycles, part of the warm-up
+            phase_next = WARMUP_STEPS + 2 + draw_len
+        elif (attempt or self.run_started) and not warming:
+            phase_next = draw_len
+        else:
+            phase_next = max(phase - 1, 0)
+        warming_next = phase_next > draw_len
+
+        # Clicks: armed countdowns that are negative, and last cycle's dark decisions.
+        clicks = 0
+        for c in range(nc):
+            hit = (self.dark_decide and self.dark_less >> c & 1
+                   or any(self.armed[w][c] and self.countdown[w][c] < 0
+                          for w in range(p.n_windows)))
+            clicks |= int(bool(hit)) << c
+        dark_less = 0
+        for c in range(nc):
+            word = (self.dark_gens[c // 2].output >> (32 * (c % 2))) & 0xFFFFFFFF
+            dark_less |= int(word < settings.dark[c]) << c
+
+        # Per window: offset and span follow the settings until the cycle before the sample;
+        # the window captures its bits, then compares u with the thresholds and steps the
+        # jitter digits, acc = (acc + d M) >> 2.
+        view = 0
+        for i, word in enumerate((*self.held, self.attempt_gen.output)):
+            view |= word << (64 * i)
+        window_bits = PATTERN_DRAW_BITS + JITTER_DRAW_BITS * nc
+        acc_mask = (1 << p.offset_width) - 1
+        windows = self._windows(settings)
+        for w, sample_cycle in enumerate(window_sample_cycles(p)):
+            offset, jitter, thresholds = windows[w]
+            sample_phase = draw_len + 1 - sample_cycle
+            capturing = phase == sample_phase + 1
+            sampling = phase == sample_phase
+            stepping = sample_phase - digits_n < phase < sample_phase
+            base = w * window_bits - 64 * (sample_cycle - 3 - len(self.held))
+            span = self.span[w]
+            pattern = next((k for k in range(1, 1 << nc) if self.below[w] >> (k - 1) & 1), 0)
             for c in range(nc):
-                lo = base + PATTERN_DRAW_BITS + JITTER_DRAW_BITS * c
-                r = (raw >> lo) & ((1 << JITTER_DRAW_BITS) - 1)
-                if pattern >> c & 1:
-                    clicks.add((offset + ((r * (jitter + 1)) >> JITTER_DRAW_BITS), c))
-        return sorted(clicks)
+                # Arrival: a countdown from target - MIN_ARRIVAL_OFFSET, armed once.
+                start = self.acc[w][c] + self.early[w]
+                countdown = self.countdown[w][c]
+                if attempt:
+                    self.countdown[w][c] = start
+                elif countdown >= 0:
+                    self.countdown[w][c] = countdown - 1
+                if reseed:
+                    self.armed[w][c] = False
+                elif attempt:
+                    self.armed[w][c] = bool(pattern >> c & 1) and self.early[w] >= 0
+                elif countdown < 0:
+                    self.armed[w][c] = False
+                if capturing:
+                    lo = base + PATTERN_DRAW_BITS + JITTER_DRAW_BITS * c
+                    self.r_digits[w][c] = (view >> lo) & ((1 << JITTER_DRAW_BITS) - 1)
+                elif sampling or stepping:
+                    # The sample cycle takes the first digit (acc = 0), each step the
+                    # multiple registered in the cycle before.
+                    r = self.r_digits[w][c]
+                    if sampling:
+                        self.acc[w][c] = jitter_digit_step(0, r & 3, span)
+                    else:
+                        self.acc[w][c] = (self.acc[w][c] + self.multiple[w][c]) >> 2 & acc_mask
+                    self.multiple[w][c] = (r >> 2 & 3) * span
+                    self.r_digits[w][c] = r >> 2
+            if sampling:
+                self.below[w] = sum(1 << k for k, t in enumerate(thresholds) if self.u[w] < t)
+            if capturing:
+                self.u[w] = (view >> base) & ((1 << PATTERN_DRAW_BITS) - 1)
+            if phase > sample_phase:
+                self.early[w], self.span[w] = offset - MIN_ARRIVAL_OFFSET, jitter + 1
 
-    def next_dark(self, settings: EmulatorSettings):
-        """Detectors with a dark click in the next running cycle (bitmask)."""
-        mask = 0
-        for c in range(self.params.n_channels):
-            word = (self.dark_gens[c // 2].output() >> (32 * (c % 2))) & 0xFFFFFFFF
-            if word < settings.dark[c]:
-                mask |= 1 << c
-        for gen in self.dark_gens:
-            gen.step()
-        return mask
+        # Generators: the refill shifts in the attempt generator's output before it steps;
+        # the dark generators step in the cycle after each running cycle.
+        if refilling and self.held:
+            self.held = self.held[1:] + [self.attempt_gen.output]
+        if refilling:
+            self.attempt_gen.step(seed if self.reseeding else None)
+        if warming or self.dark_step:
+            for gen in self.dark_gens:
+                gen.step(seed if self.dark_reseeding else None)
+        self.dark_decide = self.dark_step
+        self.dark_step = bool(settings.enable and running and not warming_next)
+        self.dark_less = dark_less
+        self.clicks = clicks if settings.enable else 0
+        self.reseeding, self.dark_reseeding = bool(reseed), self.reseeding
+        self.phase = phase_next
+
+        # Ready: a pause after recal rises, and low while a draw is unfinished.
+        recal_rises = recal and not self.recal_prev
+        self.ready = not recal_rises and self.pause <= 1 and phase_next <= 1
+        if recal_rises:
+            self.pause = settings.recal_cycles
+        elif self.pause:
+            self.pause -= 1
+        self.busy = phase_next != 0
+        self.run_started = bool(running and not self.running_prev)    # the draw restarts next
+        self.recal_prev, self.running_prev = bool(recal), bool(running)

@@ -1,16 +1,21 @@
-"""The link emulator and its generator in Amaranth's simulator, checked bit for bit against
-the Python reference in heraldry.sim.emulator_model."""
+"""The link emulator and its generator in Amaranth's simulator, checked cycle by cycle and bit
+for bit against the Python reference in heraldry.sim.emulator_model."""
+
+import random
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from heraldry.gateware.emulator import LinkEmulator, refill_steps
-from heraldry.gateware.layouts import CoreParameters
+from heraldry.gateware.emulator import (JITTER_DIGITS, MIN_ARRIVAL_OFFSET, LinkEmulator,
+                                        draw_cycles, min_period)
+from heraldry.gateware.layouts import RUN_START_LATENCY, CoreParameters
 from heraldry.gateware.prng import WARMUP_STEPS, Xoshiro256StarStar
-from heraldry.sim.emulator_model import (EmulatorReference, EmulatorSettings, Xoshiro256,
-                                         jitter_pmf, pattern_thresholds,
-                                         probability_threshold)
+from heraldry.sim.emulator_model import (EmulatorModel, EmulatorSettings, Xoshiro256,
+                                         arrival_target, jitter_digit_step, jitter_pmf,
+                                         pattern_thresholds, probability_threshold)
+
+ALWAYS = (1 << 32) - 1      # threshold of probability 1 (minus 2**-32)
 
 
 def run(dut, testbench):
@@ -20,102 +25,287 @@ def run(dut, testbench):
     sim.run()
 
 
-@pytest.mark.parametrize("instance", [0, 3])
-def test_generator_matches_reference(instance):
-    dut = Xoshiro256StarStar(instance)
-    seed = 0x0123456789ABCDEF
-    reference = Xoshiro256(seed, instance)
-    seen = []
+def apply(ctx, dut, settings):
+    ctx.set(dut.config.enable, settings.enable)
+    for w in range(dut.params.n_windows):
+        offset, jitter, thresholds = settings.windows[w]
+        window = dut.config.windows[w]
+        ctx.set(window.offset, offset)
+        ctx.set(window.jitter, jitter)
+        for k, t in enumerate(thresholds):
+            ctx.set(window.thresholds[k], t)
+    for c, t in enumerate(settings.dark):
+        ctx.set(dut.config.dark[c], t)
+    ctx.set(dut.config.recal_cycles, settings.recal_cycles)
+
+
+class CoreLike:
+    """Inputs as the core gives them: ``running`` over runs, an attempt strobe once ``ready``
+    was high in the cycle before (the core's ``go``) and the period has passed, the first no
+    earlier than RUN_START_LATENCY cycles into the run."""
+
+    def __init__(self, period):
+        self.period = period
+        self.running = False
+        self.last = None
+
+    def start(self, t):
+        self.running, self.last = True, t + RUN_START_LATENCY - self.period
+
+    def stop(self):
+        self.running = False
+
+    def attempt(self, t, ready_before):
+        if self.running and ready_before and t - self.last >= self.period:
+            self.last = t
+            return True
+        return False
+
+
+def simulate(params, cycles, stimulus):
+    """Run the gateware and the model side by side for ``cycles`` cycles, asserting equal
+    outputs in every cycle. ``stimulus(t, outputs)`` returns (settings, inputs) for cycle t,
+    ``outputs`` being (clicks, ready, busy) of cycle t. Returns the outputs of every cycle."""
+    dut = LinkEmulator(params)
+    model = EmulatorModel(params)
+    trace = []
 
     async def testbench(ctx):
-        ctx.set(dut.seed, seed)
-        ctx.set(dut.load, 1)
-        await ctx.tick()
-        ctx.set(dut.load, 0)
-        ctx.set(dut.step, 1)
-        for _ in range(200):
-            seen.append(ctx.get(dut.output))
+        applied = None
+        for t in range(cycles):
+            outputs = (ctx.get(dut.clicks), ctx.get(dut.ready), ctx.get(dut.busy))
+            assert outputs == (model.clicks, int(model.ready), int(model.busy)), t
+            trace.append(outputs)
+            settings, inputs = stimulus(t, outputs)
+            if settings is not applied:
+                apply(ctx, dut, settings)
+                applied = settings
+            for name in ("reseed", "seed", "attempt", "running", "recal"):
+                ctx.set(getattr(dut, name), inputs.get(name, 0))
+            model.tick(settings, **inputs)
             await ctx.tick()
 
     run(dut, testbench)
-    assert seen == [reference.next() for _ in range(200)]
-    assert len(set(seen)) == 200
+    return trace
+
+
+def random_settings(params, rng):
+    n_patterns = (1 << params.n_channels) - 1
+    ow = params.offset_width
+    windows = []
+    for _ in range(params.n_windows):
+        offset = rng.choice([0, 1, MIN_ARRIVAL_OFFSET, rng.randrange(3, 20), (1 << ow) - 1])
+        jitter = rng.choice([0, 1, rng.randrange(12), (1 << ow) - 1])
+        thresholds = sorted(rng.randrange(1 << 32) for _ in range(n_patterns))
+        windows.append((offset, jitter, tuple(thresholds)))
+    dark = tuple(rng.choice([0, rng.randrange(1 << 29)]) for _ in range(params.n_channels))
+    return EmulatorSettings(tuple(windows), dark, recal_cycles=rng.randrange(4),
+                            enable=rng.random() < 0.9)
+
+
+@pytest.mark.parametrize("instance", [0, 3])
+def test_generator_matches_reference(instance):
+    dut = Xoshiro256StarStar(instance)
+    reference = Xoshiro256(0, instance)
+    seeds = [0x0123456789ABCDEF, 0xFEDCBA9876543210]
+    seen, expected = [], []
+
+    async def testbench(ctx):
+        for t in range(260):
+            seen.append(ctx.get(dut.output))
+            expected.append(reference.output)
+            load = t in (5, 140)
+            step = load or t % 3 != 0
+            seed = seeds[t > 100]
+            ctx.set(dut.seed, seed)
+            ctx.set(dut.load, load)
+            ctx.set(dut.step, step)
+            if step:
+                reference.step(seed if load else None)
+            await ctx.tick()
+
+    run(dut, testbench)
+    assert seen == expected
+    assert len(set(seen)) > 150
 
 
 def test_reference_generator_known_values():
     # xoshiro256** of state (1, 2, 3, 4): the first outputs published with the algorithm.
+    # The registered output shows that of the state two steps back.
     gen = Xoshiro256(0, 0)
     gen.s = [1, 2, 3, 4]
-    assert [gen.next() for _ in range(3)] == [11520, 0, 1509978240]
+    direct, registered = [], []
+    for _ in range(4):
+        direct.append(gen.scrambled())
+        gen.step()
+        registered.append(gen.output)
+    assert direct[:3] == [11520, 0, 1509978240]
+    assert registered[1:] == direct[:3]
 
 
-def test_emulator_clicks_match_reference_exactly():
+@pytest.mark.parametrize("jitter", [0, 1, 2, 6, 1000, (1 << 16) - 1])
+def test_jitter_digits_give_the_closed_form(jitter):
+    rng = random.Random(jitter)
+    for r in [0, 1, (1 << 16) - 1, *(rng.randrange(1 << 16) for _ in range(500))]:
+        acc = 0
+        for i in range(JITTER_DIGITS):
+            acc = jitter_digit_step(acc, (r >> (2 * i)) & 3, jitter + 1)
+            assert acc <= jitter               # the registers hold offset_width bits
+        assert acc + 5 == arrival_target(5, jitter, r)
+
+
+@pytest.mark.parametrize("params", [
+    CoreParameters(n_channels=2, n_windows=2),
+    CoreParameters(n_channels=1, n_windows=3, offset_width=8),   # windows share words
+    CoreParameters(n_channels=4, n_windows=1),
+], ids=["2x2", "1x3", "4x1"])
+def test_emulator_matches_model_cycle_by_cycle(params):
+    # Runs that start and stop, attempts when ready (and some regardless), reseeds, settings
+    # that change at any time, recal pulses: the outputs agree in every cycle.
+    rng = random.Random(repr(params))
+    core = CoreLike(period=min_period(params))
+    settings = random_settings(params, rng)
+    clicked = []
+
+    def stimulus(t, outputs):
+        nonlocal settings
+        clicks, ready, _ = outputs
+        clicked.extend([clicks] if clicks else [])
+        if rng.random() < 0.01:
+            settings = random_settings(params, rng)
+        if rng.random() < 0.004:
+            core.stop() if core.running else core.start(t)
+        attempt = core.attempt(t, stimulus.ready) or rng.random() < 0.003
+        stimulus.ready = ready
+        return settings, dict(reseed=t == 3 or rng.random() < 0.002,
+                              seed=rng.randrange(1 << 64), attempt=attempt,
+                              running=core.running, recal=rng.random() < 0.03)
+
+    stimulus.ready = 0
+    core.start(0)
+    simulate(params, 6000, stimulus)
+    assert len(clicked) > 100 and len(set(clicked)) >= min(3, (1 << params.n_channels) - 1)
+
+
+def test_clicks_follow_the_settings_written_between_runs():
+    # Run 1: detector A at offset 4. Then, with the emulator idle, detector B at offset 9
+    # (jitter 2) is written: run 2's first attempt follows it, although the attempt after run
+    # 1's last one was already drawn with the old settings. A reseed between runs too.
+    params = CoreParameters(n_channels=2, n_windows=1)
+    first = EmulatorSettings(((4, 0, (ALWAYS, ALWAYS, ALWAYS)),), (0, 0))
+    second = EmulatorSettings(((9, 2, (0, ALWAYS, ALWAYS)),), (0, 0))
+    period = 24
+    core = CoreLike(period)
+    attempts, clicks = [], []
+    schedule = {40: "start", 40 + 5 * period: "stop", 320: "start", 320 + 5 * period: "stop",
+                500: "reseed", 560: "start", 560 + 5 * period: "stop"}
+
+    def stimulus(t, outputs):
+        event = schedule.get(t)
+        if event == "start":
+            core.start(t)
+        elif event == "stop":
+            core.stop()
+        attempt = core.attempt(t, stimulus.ready)
+        stimulus.ready = outputs[1]
+        if attempt:
+            attempts.append(t)
+        if outputs[0]:
+            clicks.append((t, outputs[0]))
+        settings = second if t >= 300 else first
+        return settings, dict(attempt=attempt, running=core.running, reseed=event == "reseed",
+                              seed=0xBEEF)
+
+    stimulus.ready = 0
+    simulate(params, 720, stimulus)
+    run1 = [a for a in attempts if a < 300]
+    run2 = [a for a in attempts if 300 <= a < 500]
+    run3 = [a for a in attempts if a >= 500]
+    assert len(run1) == len(run2) == len(run3) == 5
+    assert [(a + 4, 1) for a in run1] == [c for c in clicks if c[0] < 300]
+    later = [c for c in clicks if c[0] >= 300]
+    assert [c[1] for c in later] == [2] * len(later)
+    # One click per attempt of runs 2 and 3, from offset 9 to 11, the first one included.
+    offsets = [min(c[0] for c in later if c[0] > a) - a for a in run2 + run3]
+    assert set(offsets) <= {9, 10, 11} and len(set(offsets)) > 1
+    assert len(later) == len(run2) + len(run3)
+
+
+def test_earliest_arrival_is_min_arrival_offset():
+    # Photons at offset MIN_ARRIVAL_OFFSET click exactly there; at one cycle less, never.
     params = CoreParameters(n_channels=2, n_windows=2)
-    dut = LinkEmulator(params)
-    seed, period, n_attempts = 0xC0FFEE, 24, 60
-    windows = ((3, 4, pattern_thresholds({1: 0.3, 2: 0.3, 3: 0.2}, 2)),
-               (12, 7, pattern_thresholds({1: 0.5, 3: 0.25}, 2)))
-    dark = (probability_threshold(0.03), probability_threshold(0.05))
-    settings = EmulatorSettings(windows, dark)
-    reference = EmulatorReference(params, seed)
-    expected = {}
-    first_attempt = WARMUP_STEPS + refill_steps(params) + 3
-    for n in range(n_attempts):
-        start = first_attempt + n * period
-        for offset, channel in reference.next_attempt(settings):
-            assert offset < period
-            expected[start + offset] = expected.get(start + offset, 0) | 1 << channel
-    observed = {}
-    end = first_attempt + n_attempts * period
+    settings = EmulatorSettings(((MIN_ARRIVAL_OFFSET, 0, (ALWAYS,) * 3),
+                                 (MIN_ARRIVAL_OFFSET - 1, 0, (0, ALWAYS, ALWAYS))), (0, 0))
+    core = CoreLike(min_period(params))
+    attempts, clicks = [], []
 
-    async def testbench(ctx):
-        ctx.set(dut.config.enable, 1)
-        for w, (offset, jitter, thresholds) in enumerate(windows):
-            ctx.set(dut.config.windows[w].offset, offset)
-            ctx.set(dut.config.windows[w].jitter, jitter)
-            for k, t in enumerate(thresholds):
-                ctx.set(dut.config.windows[w].thresholds[k], t)
-        for c, t in enumerate(dark):
-            ctx.set(dut.config.dark[c], t)
-        ctx.set(dut.seed, seed)
-        ctx.set(dut.reseed, 1)
-        await ctx.tick()
-        ctx.set(dut.reseed, 0)
-        for t in range(1, end):
-            running = t >= first_attempt
-            ctx.set(dut.running, running)
-            ctx.set(dut.attempt, running and (t - first_attempt) % period == 0)
-            if running:
-                assert ctx.get(dut.busy) == ((t - first_attempt) % period in (1, 2))
-            clicks = ctx.get(dut.clicks)
-            if clicks:
-                observed[t] = clicks
-            await ctx.tick()
+    def stimulus(t, outputs):
+        attempt = core.attempt(t, stimulus.ready)
+        stimulus.ready = outputs[1]
+        attempts.extend([t] if attempt else [])
+        clicks.extend([(t, outputs[0])] if outputs[0] else [])
+        return settings, dict(attempt=attempt, running=core.running)
 
-    run(dut, testbench)
-    dark_reference = EmulatorReference(params, seed)
-    for t in range(first_attempt, end):
-        mask = dark_reference.next_dark(settings)
-        if mask:
-            expected[t] = expected.get(t, 0) | mask
-    assert observed == expected
-    assert len(observed) > 40
+    stimulus.ready = 0
+    core.start(0)
+    simulate(params, 200, stimulus)
+    assert len(attempts) >= 10
+    assert clicks == [(a + MIN_ARRIVAL_OFFSET, 1) for a in attempts if a + 3 < 200]
 
 
-def test_ready_pauses_after_recal():
+def test_ready_holds_the_next_attempt_until_it_is_drawn():
+    # Reset acts as a reseed: busy through the warm-up and the first draw. After an attempt
+    # strobe at t0, ready is low until t0 + min_period - 1 (a strobe then lands at
+    # t0 + min_period) and busy until the draw's last cycle, t0 + draw_cycles.
     params = CoreParameters()
-    dut = LinkEmulator(params)
-    levels = []
+    settings = EmulatorSettings(((5, 0, (0, 0, 0)),) * 2, (0, 0))
+    t0 = 60
 
-    async def testbench(ctx):
-        ctx.set(dut.config.recal_cycles, 5)
-        for t in range(20):
-            ctx.set(dut.recal, 3 <= t < 12)
-            levels.append(ctx.get(dut.ready))
-            await ctx.tick()
+    def stimulus(t, outputs):
+        return settings, dict(attempt=t == t0, running=t >= 50)
 
-    run(dut, testbench)
-    assert levels == [1] * 4 + [0] * 5 + [1] * 11
+    trace = simulate(params, 100, stimulus)
+    ready = [r for _, r, _ in trace]
+    busy = [b for _, _, b in trace]
+    warm = WARMUP_STEPS + draw_cycles(params)
+    assert busy[:warm] == [1] * warm and ready[:warm - 1] == [0] * (warm - 1)
+    assert busy[warm] == 0 and ready[warm - 1] == 1
+    # The run start at 50 redraws from 52, the attempt at 60 draws the next one.
+    assert busy[51] == 0 and busy[52:52 + draw_cycles(params)] == [1] * draw_cycles(params)
+    assert ready[t0 + 1:t0 + min_period(params) - 1] == [0] * (min_period(params) - 2)
+    assert ready[t0 + min_period(params) - 1] == 1
+    assert busy[t0 + 1:t0 + 1 + draw_cycles(params)] == [1] * draw_cycles(params)
+    assert busy[t0 + 1 + draw_cycles(params)] == 0
+
+
+@pytest.mark.parametrize("recal_cycles, low", [(5, 5), (1, 1), (0, 1)])
+def test_ready_pauses_after_recal(recal_cycles, low):
+    params = CoreParameters()
+    settings = EmulatorSettings(((5, 0, (0, 0, 0)),) * 2, (0, 0), recal_cycles=recal_cycles)
+    start = 40                          # after the warm-up and first draw
+
+    def stimulus(t, outputs):
+        return settings, dict(recal=start <= t < start + 9)
+
+    trace = simulate(params, start + 20, stimulus)
+    ready = [r for _, r, _ in trace][start:]
+    assert ready == [1] + [0] * low + [1] * (19 - low)
+
+
+def test_dark_counts_only_while_running_and_enabled():
+    # Dark threshold of probability 1 on detector A: a click three cycles after each running
+    # cycle, unless enable is low when the draw is taken or when the click is set.
+    params = CoreParameters()
+    on = EmulatorSettings(((5, 0, (0, 0, 0)),) * 2, (ALWAYS, 0))
+    off = EmulatorSettings(on.windows, on.dark, enable=False)
+
+    def stimulus(t, outputs):
+        return (off if 80 <= t < 90 else on), dict(running=50 <= t < 100)
+
+    clicks = [c for c, _, _ in simulate(params, 120, stimulus)]
+    # Running cycle t decides in t + 1 (enable in t) and clicks in t + 3 (enable in t + 2).
+    expected = [int(53 <= t < 103 and not 81 <= t < 93) for t in range(120)]
+    assert clicks == expected
 
 
 def test_jitter_pmf_is_exact_and_nearly_uniform():

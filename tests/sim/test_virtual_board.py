@@ -132,11 +132,34 @@ def test_emulator_settings_are_checked_before_anything_is_written():
             (EmulatorSettings(windows=[], dark_rate_hz=(1.0,)),
              r"emulator.dark_rate_hz = \(1.0,\): needs one rate per detector \(2\)"),
             (EmulatorSettings(windows=[], seed=-1), r"emulator.seed = -1"),
+            (EmulatorSettings(windows=[EmulatorWindow(2 * NS, 0, {1: 0.1})]),
+             r"emulator.windows.0.offset_ns = 10.0: 2 cycles: photons arrive at least 3 "
+             r"cycles \(15 ns at 200 MHz\) after the attempt strobe"),
         ]
         for settings, message in bad:
             with pytest.raises(ConfigError, match=message):
                 dev.configure_emulator(settings)
         assert dev.read("emulator.windows.0.offset") == before == 0
+
+
+def test_settings_written_between_runs_govern_the_next_run():
+    # The emulator draws each attempt ahead of its strobe; settings written after a run (no
+    # reseed) still govern the next run from its first attempt on.
+    config = Config(period_ns=16 * NS, windows_ns=[(4 * NS, 8 * NS)], protocol="single-click")
+    a_at_5 = EmulatorSettings(windows=[EmulatorWindow(5 * NS, 0, {1: 1.0})],
+                              dark_rate_hz=(0.0, 0.0), seed=3)
+    b_at_9_to_11 = EmulatorSettings(windows=[EmulatorWindow(9 * NS, 2 * NS, {2: 1.0})],
+                                    dark_rate_hz=(0.0, 0.0), seed=3)
+    with Controller.open("verilator://") as dev:
+        dev.configure(config)
+        dev.configure_emulator(a_at_5)
+        first = dev.run(attempts=5)
+        dev.configure_emulator(b_at_9_to_11, reseed=False)
+        second = dev.run(attempts=5)
+    assert first.heralds == second.heralds == 5
+    assert first.outcome_counts[1] == second.outcome_counts[2] == 5
+    assert list(first.herald_records["first"][:, 0, 0]) == [5] * 5
+    assert set(second.herald_records["first"][:, 0, 1]) <= {9, 10, 11}
 
 
 def test_demo_writes_its_results(tmp_path, capsys):
