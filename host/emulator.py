@@ -27,8 +27,10 @@ class EmulatorWindow:
     Attributes
     ----------
     offset_ns : float
-        Arrival time after the attempt strobe (before jitter); at least
-        ``MIN_ARRIVAL_OFFSET`` cycles when the window can click.
+        Arrival time at the detector pins after the attempt leaves its pin (before
+        jitter), the same time frame as :class:`Config`'s windows; in the core that is
+        ``output_latency + frontend_latency`` cycles later, and at least
+        ``MIN_ARRIVAL_OFFSET`` cycles after the attempt strobe when the window can click.
     jitter_ns : float
         Width of the uniform arrival jitter: arrivals fall in offset .. offset + jitter.
     patterns : dict
@@ -96,10 +98,17 @@ def emulator_registers(settings: EmulatorSettings, device, period_cycles=None) -
             "emulator.seed_lo": settings.seed & 0xFFFFFFFF,
             "emulator.seed_hi": settings.seed >> 32}
     n_patterns = (1 << p.n_channels) - 1
+    delay = device.output_latency + device.frontend_latency
     for w in range(p.n_windows):
         window = settings.windows[w] if w < len(settings.windows) else EmulatorWindow(0.0)
         name = f"emulator.windows.{w}"
-        offset = _cycles(f"{name}.offset_ns", window.offset_ns, device.clk_freq, ow)
+        # Pin times, as in Config: the emulator drives the core's clicks directly, so its
+        # arrivals move by the same pin-to-core delay as the windows do.
+        offset = _cycles(f"{name}.offset_ns", window.offset_ns, device.clk_freq, ow) + delay
+        if offset >= 1 << ow:
+            raise ConfigError(f"{name}.offset_ns", window.offset_ns,
+                              f"{offset} cycles (with the pin-to-core delay of {delay}) "
+                              f"exceed the {ow}-bit register")
         jitter = _cycles(f"{name}.jitter_ns", window.jitter_ns, device.clk_freq, ow)
         if window.patterns and offset < MIN_ARRIVAL_OFFSET:
             raise ConfigError(f"{name}.offset_ns", window.offset_ns,
