@@ -45,22 +45,25 @@ or invalid request is never partly applied.
 import enum
 import zlib
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .regbank import ADDR_WIDTH, BUS_READ_LATENCY, BusSignature
+from .memory import BlockRAM
+from .regbank import ADDR_WIDTH, BusSignature, fanout_copies
 from .regmap import WORD_BITS, RegisterMap
 
-__all__ = ["SYNC", "FrameType", "ErrorCode", "crc32", "CRC_INIT", "CRC_POLY",
-           "ProtocolEngine", "engine_stats_layout", "FRAME_OVERHEAD", "CRC_BYTES"]
+__all__ = ["SYNC", "FrameType", "ErrorCode", "crc32", "CRC_INIT", "CRC_POLY", "CRC_RESIDUE",
+           "ProtocolEngine", "EventPortSignature", "engine_stats_layout", "FRAME_OVERHEAD",
+           "CRC_BYTES"]
 
 SYNC = 0xA5
 CRC_INIT = 0xFFFFFFFF
 #: Reflected CRC-32 polynomial.
 CRC_POLY = 0xEDB88320
 CRC_BYTES = 4
+#: The CRC register after a frame's CRC bytes went through it too, if they were right.
+CRC_RESIDUE = 0xDEBB20E3
 #: Bytes of a frame besides its payload: SYNC, TYPE, LEN[2], CRC[4].
 FRAME_OVERHEAD = 4 + CRC_BYTES
 
@@ -100,9 +103,40 @@ def _crc32_update(crc, byte):
     return crc
 
 
+def _times_constant(value, constant):
+    """``value * constant`` as shifted adds (yosys would put a multiplier block there)."""
+    terms = [value << k for k in range(constant.bit_length()) if constant >> k & 1]
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
 def engine_stats_layout():
     return data.StructLayout({name: WORD_BITS for name in (
         "rx_frames", "rx_crc_errors", "rx_errors", "tx_event_frames", "tx_records")})
+
+
+class EventPortSignature(wiring.Signature):
+    """The event FIFO's read side, the reader's view.
+
+    ``level`` counts the records waiting. A ``pop`` strobe (only while ``level`` is not
+    zero) takes the oldest one out: ``valid`` is high in the cycle ``data`` first shows it,
+    a few cycles later, and ``data`` keeps it until the next pop.
+
+    Parameters
+    ----------
+    record_layout : Layout
+    depth : int
+    """
+
+    def __init__(self, record_layout, depth):
+        super().__init__({
+            "level": In(range(depth + 1)),
+            "pop": Out(1),
+            "data": In(record_layout),
+            "valid": In(1),
+        })
 
 
 class ProtocolEngine(wiring.Component):
@@ -118,13 +152,12 @@ class ProtocolEngine(wiring.Component):
     rx : In(stream.Signature(8))
         Bytes from the host.
     tx : Out(stream.Signature(8))
-        Bytes to the host.
+        Bytes to the host, from a two-byte queue of registers.
     bus : Out(BusSignature())
         To the register bank.
-    events : In(stream.Signature(record_layout))
-        Records from the event FIFO.
-    event_level : In(range(fifo_depth + 1))
-        Records in the event FIFO; an event frame carries ``min(event_level, K)`` records.
+    events : Out(EventPortSignature(record_layout, fifo_depth))
+        The event FIFO; an event frame carries ``min(level, max_records_per_frame)``
+        records.
     stats : Out(engine_stats_layout())
         Frame counters (wrapping).
     """
@@ -136,33 +169,38 @@ class ProtocolEngine(wiring.Component):
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
             "bus": Out(BusSignature()),
-            "events": In(stream.Signature(soc.core.record_layout())),
-            "event_level": In(range(soc.fifo_depth + 1)),
+            "events": Out(EventPortSignature(soc.core.record_layout(), soc.fifo_depth)),
             "stats": Out(engine_stats_layout()),
         })
 
     def elaborate(self, platform):
+        # Timing (200 MHz on the ECP5): decisions are taken on registered flags; lengths,
+        # address checks and counter ends are computed a state ahead; the received CRC is
+        # checked against the CRC-32 residue (no byte compare); memory reads come from
+        # registered block RAM outputs; wide registers have their enables in flip-flops.
         m = Module()
         soc = self.regmap.soc
         regmap = self.regmap
         max_burst = soc.max_burst
         rb = soc.record_bytes
-        rec_bits = soc.core.record_layout().size
+        n_per_frame = soc.max_records_per_frame
         stats = self.stats
-        rx, tx, bus = self.rx, self.tx, self.bus
-        # Timing: every path here is kept to a few logic levels (the SoC runs at 200 MHz on
-        # the ECP5): the bus outputs are registered, lengths are counted down instead of
-        # compared with sums, and the transmit CRC absorbs each byte the cycle after it.
-        m.d.sync += [bus.r_stb.eq(0), bus.w_stb.eq(0)]
+        rx, tx, bus, events = self.rx, self.tx, self.bus, self.events
+        m.d.sync += [bus.r_stb.eq(0), bus.w_stb.eq(0), events.pop.eq(0)]
+        # One address register for the receiver's writes and the transmitter's reads (the
+        # receiver waits while a response is read); it moves on after every access.
+        bus_addr = Signal(ADDR_WIDTH)
+        m.d.comb += bus.addr.eq(bus_addr)
+        with m.If(bus.r_stb | bus.w_stb):
+            m.d.sync += bus_addr.eq(bus_addr + 1)
 
         # -- response handed from the receiver to the transmitter ---------------------------
-        resp_req = Signal()          # receiver waits while high
-        resp_done = Signal()         # transmitter finished the response frame
-        resp_type = Signal(8)
-        resp_hdr = Signal(data.ArrayLayout(8, 4))
-        resp_hdr_len = Signal(range(5))
-        resp_n = Signal(8)           # words to read from the bus (READ_DATA)
-        resp_len = Signal(16)
+        # The receiver names the kind of response and waits; the transmitter builds it from
+        # the receiver's registers (tag, address, count, code), which hold still meanwhile.
+        resp_req = Signal()          # the receiver waits in RESPOND while high
+        resp_done = Signal()         # the transmitter has taken the whole response
+        resp_read = Signal()         # READ_DATA
+        resp_ack = Signal()          # WRITE_ACK (neither: ERROR)
 
         # -- receiver -------------------------------------------------------------------------
         byte = rx.payload
@@ -170,54 +208,71 @@ class ProtocolEngine(wiring.Component):
         m.d.comb += take.eq(rx.valid & rx.ready)
         rcrc = Signal(32)
         rcrc_next = _crc32_update(rcrc, byte)
-        rtype = Signal(8)
+        is_read = Signal()
+        is_write = Signal()
+        type_known = Signal()
         rlen_lo = Signal(8)
-        left = Signal(16)            # payload bytes still to come
-        idx = Signal(range(4))       # payload byte index, saturating at 3
+        len_read_ok = Signal()
+        len_write_ok = Signal()
+        left_last = Signal()         # the byte taken next is the last of the payload
+        pos = Signal(4)              # payload byte: tag, addr lo, addr hi, the rest (one-hot)
         tag = Signal(8)
         addr = Signal(ADDR_WIDTH)
-        waddr = Signal(ADDR_WIDTH + 1)   # address of the word being received
         count = Signal(8)
-        read_bad = Signal()
         word = Signal(WORD_BITS)
-        bsel = Signal(2)             # byte within the word being received
+        bsel = Signal(2)             # data bytes received, modulo 4
+        word_end = Signal()          # bsel == 3: the next data byte completes a word
         crc_idx = Signal(2)
-        crc_bad = Signal()
-        bad_addr = Signal()
-        widx = Signal(range(max_burst + 1))
-        n_words = Signal(range(max_burst + 1))
-
-        buffer = Memory(shape=WORD_BITS, depth=max_burst, init=[])
-        m.submodules.write_buffer = buffer
-        buf_w = buffer.write_port()
-        buf_r = buffer.read_port()
-
+        crc_ok = Signal()
+        count_bad = Signal()
+        read_end = Signal(ADDR_WIDTH + 1)
+        write_end = Signal(ADDR_WIDTH + 1)
         writable = regmap.ranges(lambda r: r.access.writable)
-        addr_writable = Signal()
-        m.d.comb += addr_writable.eq(
-            Cat(*[(waddr >= lo) & (waddr < hi) for lo, hi in writable]).any())
+        after_lo = Signal(len(writable))     # addr is in or after writable range i
+        before_hi = Signal(len(writable))    # the write ends in or before it
+        read_bad = Signal()
+        bad_addr = Signal()
+        code = Signal(8)
+        rx_words = Signal(range(max_burst + 1))     # write words received
+        exec_idx = Signal(range(max_burst + 1))     # write words applied
+        exec_left = Signal(range(max_burst + 1))    # write words still to apply
+        exec_last = Signal()
+        left = Signal(16)            # payload bytes still to come
 
-        def respond(type_, hdr, n=0):
-            m.d.sync += [resp_req.eq(1), resp_type.eq(type_), resp_hdr_len.eq(len(hdr)),
-                         resp_n.eq(n), resp_len.eq(len(hdr) + (n << 2))]
-            m.d.sync += [resp_hdr[i].eq(v) for i, v in enumerate(hdr)]
+        m.submodules.write_buffer = buffer = BlockRAM(WORD_BITS, max(2, max_burst))
+        # The buffer's output holds the word being written.
+        m.d.comb += bus.w_data.eq(buffer.r_data)
+        buffer_we = Signal()
+        buffer_addr = Signal.like(buffer.w_addr)
+        m.d.sync += buffer_we.eq(0)
+        m.d.comb += [buffer.w_en.eq(buffer_we), buffer.w_addr.eq(buffer_addr),
+                     buffer.w_data.eq(word)]
+
+        def respond(type_):
+            m.d.sync += [resp_req.eq(1), resp_read.eq(type_ == FrameType.READ_DATA),
+                         resp_ack.eq(type_ == FrameType.WRITE_ACK)]
             m.next = "RESPOND"
 
-        def error(code, tag_value):
-            respond(FrameType.ERROR, [tag_value, code])
-
-        expected_crc = (rcrc ^ 0xFFFFFFFF).word_select(crc_idx, 8)
+        def fail(counter, code_value, clear_tag=False):
+            m.d.sync += [counter.eq(counter + 1), code.eq(code_value)]
+            if clear_tag:
+                m.d.sync += tag.eq(0)
+            respond(FrameType.ERROR)
 
         with m.FSM(name="rx_fsm"):
             with m.State("HUNT"):
                 m.d.comb += rx.ready.eq(1)
+                m.d.sync += rcrc.eq(CRC_INIT)
                 with m.If(take & (byte == SYNC)):
-                    m.d.sync += rcrc.eq(CRC_INIT)
                     m.next = "TYPE"
             with m.State("TYPE"):
                 m.d.comb += rx.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += [rtype.eq(byte), rcrc.eq(rcrc_next)]
+                    m.d.sync += [rcrc.eq(rcrc_next),
+                                 is_read.eq(byte == FrameType.READ),
+                                 is_write.eq(byte == FrameType.WRITE),
+                                 type_known.eq((byte == FrameType.READ)
+                                               | (byte == FrameType.WRITE))]
                     m.next = "LEN0"
             with m.State("LEN0"):
                 m.d.comb += rx.ready.eq(1)
@@ -228,232 +283,283 @@ class ProtocolEngine(wiring.Component):
                 m.d.comb += rx.ready.eq(1)
                 length = Cat(rlen_lo, byte)
                 with m.If(take):
-                    m.d.sync += [left.eq(length), rcrc.eq(rcrc_next), idx.eq(0),
-                                 bad_addr.eq(0), bsel.eq(0), widx.eq(0), read_bad.eq(0)]
-                    with m.If(rtype == FrameType.READ):
-                        with m.If(length == 4):
-                            m.next = "PAYLOAD"
-                        with m.Else():
-                            m.d.sync += stats.rx_errors.eq(stats.rx_errors + 1)
-                            error(ErrorCode.BAD_LENGTH, 0)
-                    with m.Elif(rtype == FrameType.WRITE):
-                        with m.If((length >= 7) & (length <= 3 + 4 * max_burst)
-                                  & (length[:2] == 3)):
-                            m.next = "PAYLOAD"
-                        with m.Else():
-                            m.d.sync += stats.rx_errors.eq(stats.rx_errors + 1)
-                            error(ErrorCode.BAD_LENGTH, 0)
-                    with m.Else():
-                        m.d.sync += stats.rx_errors.eq(stats.rx_errors + 1)
-                        error(ErrorCode.BAD_TYPE, 0)
+                    m.d.sync += [
+                        rcrc.eq(rcrc_next), left.eq(length), left_last.eq(length == 1),
+                        len_read_ok.eq(length == 4),
+                        len_write_ok.eq((length >= 7) & (length <= 3 + 4 * max_burst)
+                                        & (length[:2] == 3)),
+                        pos.eq(1), bsel.eq(0), word_end.eq(0), rx_words.eq(0),
+                    ]
+                    m.next = "LEN_CHECK"
+            with m.State("LEN_CHECK"):
+                with m.If((is_read & len_read_ok) | (is_write & len_write_ok)):
+                    m.next = "PAYLOAD"
+                with m.Elif(type_known):
+                    fail(stats.rx_errors, ErrorCode.BAD_LENGTH, clear_tag=True)
+                with m.Else():
+                    fail(stats.rx_errors, ErrorCode.BAD_TYPE, clear_tag=True)
             with m.State("PAYLOAD"):
                 m.d.comb += rx.ready.eq(1)
                 word_next = Cat(word[8:], byte)
-                m.d.comb += [buf_w.addr.eq(widx), buf_w.data.eq(word_next)]
                 with m.If(take):
-                    m.d.sync += [rcrc.eq(rcrc_next), left.eq(left - 1)]
-                    with m.If(idx != 3):
-                        m.d.sync += idx.eq(idx + 1)
-                    with m.Switch(idx):
-                        with m.Case(0):
-                            m.d.sync += tag.eq(byte)
-                        with m.Case(1):
-                            m.d.sync += addr[:8].eq(byte)
-                        with m.Case(2):
-                            m.d.sync += [addr[8:].eq(byte), waddr.eq(Cat(addr[:8], byte))]
-                        with m.Default():
-                            m.d.sync += [count.eq(byte), word.eq(word_next),
-                                         bsel.eq(bsel + 1),
-                                         # Checked now, used after the CRC.
-                                         read_bad.eq((byte == 0) | (byte > max_burst)
-                                                     | (waddr + byte > regmap.size))]
-                            # Last byte of a word: buffer it and check its address.
-                            with m.If((rtype == FrameType.WRITE) & (bsel == 3)):
-                                m.d.comb += buf_w.en.eq(1)
-                                m.d.sync += [widx.eq(widx + 1), waddr.eq(waddr + 1)]
-                                with m.If(~addr_writable):
-                                    m.d.sync += bad_addr.eq(1)
-                    with m.If(left == 1):
-                        m.d.sync += [crc_idx.eq(0), crc_bad.eq(0)]
+                    m.d.sync += [rcrc.eq(rcrc_next), left.eq(left - 1),
+                                 left_last.eq(left == 2), word.eq(word_next),
+                                 pos.eq(Cat(0, pos[:2], pos[2] | pos[3]))]
+                    with m.If(pos[0]):
+                        m.d.sync += tag.eq(byte)
+                    with m.If(pos[1]):
+                        m.d.sync += addr[:8].eq(byte)
+                    with m.If(pos[2]):
+                        m.d.sync += addr[8:].eq(byte)
+                    with m.If(pos[3]):
+                        m.d.sync += [count.eq(byte), bsel.eq(bsel + 1),
+                                     word_end.eq(bsel == 2)]
+                        # Last byte of a word: buffer it (from registers, next cycle).
+                        with m.If(is_write & word_end):
+                            m.d.sync += [buffer_we.eq(1), buffer_addr.eq(rx_words),
+                                         rx_words.eq(rx_words + 1)]
+                    with m.If(left_last):
+                        m.d.sync += crc_idx.eq(0)
                         m.next = "CRC"
             with m.State("CRC"):
+                # The CRC bytes go through the CRC too: an intact frame leaves the residue.
                 m.d.comb += rx.ready.eq(1)
-                # One byte of the CRC compared at a time: no 32-bit compare at the end.
-                byte_bad = byte != expected_crc
                 with m.If(take):
-                    m.d.sync += [crc_idx.eq(crc_idx + 1), crc_bad.eq(crc_bad | byte_bad)]
-                with m.If(take & (crc_idx == CRC_BYTES - 1)):
-                    with m.If(crc_bad | byte_bad):
-                        m.d.sync += stats.rx_crc_errors.eq(stats.rx_crc_errors + 1)
-                        error(ErrorCode.BAD_CRC, tag)
-                    with m.Elif(rtype == FrameType.READ):
-                        with m.If(read_bad):
-                            m.d.sync += stats.rx_errors.eq(stats.rx_errors + 1)
-                            error(ErrorCode.BAD_ADDRESS, tag)
-                        with m.Else():
-                            m.d.sync += stats.rx_frames.eq(stats.rx_frames + 1)
-                            respond(FrameType.READ_DATA, [tag, addr[:8], addr[8:]], count)
-                    with m.Elif(bad_addr):
-                        m.d.sync += stats.rx_errors.eq(stats.rx_errors + 1)
-                        error(ErrorCode.BAD_ADDRESS, tag)
+                    m.d.sync += [rcrc.eq(rcrc_next), crc_idx.eq(crc_idx + 1)]
+                    with m.If(crc_idx == CRC_BYTES - 1):
+                        m.next = "CHECK"
+            with m.State("CHECK"):
+                m.d.sync += [
+                    crc_ok.eq(rcrc == CRC_RESIDUE),
+                    count_bad.eq((count == 0) | (count > max_burst)),
+                    read_end.eq(addr + count),
+                    write_end.eq(addr + rx_words),
+                    after_lo.eq(Cat(addr >= lo for lo, _ in writable)),
+                ]
+                m.next = "CHECK_END"
+            with m.State("CHECK_END"):
+                m.d.sync += [read_bad.eq(count_bad | (read_end > regmap.size)),
+                             before_hi.eq(Cat(write_end <= hi for _, hi in writable))]
+                m.next = "CHECK_RANGE"
+            with m.State("CHECK_RANGE"):
+                # A write is applied only if all its words lie in one writable range.
+                m.d.sync += bad_addr.eq((after_lo & before_hi) == 0)
+                m.next = "DECIDE"
+            with m.State("DECIDE"):
+                with m.If(~crc_ok):
+                    fail(stats.rx_crc_errors, ErrorCode.BAD_CRC)
+                with m.Elif(is_read):
+                    with m.If(read_bad):
+                        fail(stats.rx_errors, ErrorCode.BAD_ADDRESS)
                     with m.Else():
-                        m.d.sync += [n_words.eq(widx), widx.eq(0), waddr.eq(addr)]
-                        m.next = "EXEC_FETCH"
-            # Apply the buffered write, one word per two cycles; nothing can interrupt it.
+                        m.d.sync += stats.rx_frames.eq(stats.rx_frames + 1)
+                        respond(FrameType.READ_DATA)
+                with m.Elif(bad_addr):
+                    fail(stats.rx_errors, ErrorCode.BAD_ADDRESS)
+                with m.Else():
+                    m.d.sync += [exec_idx.eq(0), exec_left.eq(rx_words), bus_addr.eq(addr)]
+                    m.next = "EXEC_FETCH"
+            # Apply the buffered write word by word; nothing can interrupt it.
             with m.State("EXEC_FETCH"):
-                m.d.comb += buf_r.addr.eq(widx)
+                m.d.comb += [buffer.r_addr.eq(exec_idx), buffer.r_en.eq(1)]
+                m.d.sync += exec_last.eq(exec_left == 1)
                 m.next = "EXEC_WRITE"
             with m.State("EXEC_WRITE"):
-                m.d.sync += [bus.addr.eq(waddr), bus.w_data.eq(buf_r.data), bus.w_stb.eq(1),
-                             widx.eq(widx + 1), waddr.eq(waddr + 1)]
-                with m.If(widx + 1 == n_words):
-                    m.d.sync += stats.rx_frames.eq(stats.rx_frames + 1)
-                    respond(FrameType.WRITE_ACK, [tag, addr[:8], addr[8:], n_words])
-                with m.Else():
-                    m.next = "EXEC_FETCH"
+                with m.If(buffer.r_valid):
+                    m.d.sync += [bus.w_stb.eq(1), exec_idx.eq(exec_idx + 1),
+                                 exec_left.eq(exec_left - 1)]
+                    m.next = "EXEC_ACK"
+            with m.State("EXEC_ACK"):
+                with m.If(bus.w_ack):
+                    with m.If(exec_last):
+                        m.d.sync += stats.rx_frames.eq(stats.rx_frames + 1)
+                        respond(FrameType.WRITE_ACK)
+                    with m.Else():
+                        m.next = "EXEC_FETCH"
             with m.State("RESPOND"):
                 with m.If(resp_done):
                     m.d.sync += resp_req.eq(0)
                     m.next = "HUNT"
 
         # -- transmitter ----------------------------------------------------------------------
-        K = soc.max_records_per_frame
-        tcrc = Signal(32)
-        tcrc_out = Signal(32)
-        tcrc_idx = Signal(2)
-        last_byte = Signal(8)        # sent last cycle; the CRC takes it in now
-        crc_pending = Signal()
-        ttype = Signal(8)
-        tlen = Signal(16)
-        thdr = Signal(data.ArrayLayout(8, 4))
-        hdr_left = Signal(range(5))  # header bytes still to send
-        hdr_pos = Signal(2)
-        tleft = Signal(16)           # payload bytes still to send
-        from_bus = Signal()
-        ebyte_left = Signal(range(max(rb, 4) + 1))   # bytes of the element still to send
-        eidx = Signal(8)
-        sr = Signal(max(WORD_BITS, rb * 8))
-        record = Signal(rec_bits)
-        is_resp = Signal()
-        bus_base = Signal(ADDR_WIDTH)
-        sent = Signal()
-        m.d.comb += sent.eq(tx.valid & tx.ready)
-        # Event frame size, from the FIFO level one and two cycles ago (the level only
-        # falls when this transmitter pops, and it waits two cycles after every frame, so
-        # the records counted are always there).
-        n_level = Signal(8)
-        n_events = Signal(8)
-        events_len = Signal(16)
-        m.d.sync += [
-            n_level.eq(Mux(self.event_level > K, K, self.event_level)),
-            n_events.eq(n_level),
-            events_len.eq(1 + n_level * rb),
+        # A frame's first bytes (SYNC, TYPE, LEN, header) are put in a shift register `pre`
+        # when the frame is chosen, each element (bus word or record) is loaded whole into
+        # `elem` and shifted out, and the CRC bytes come from tcrc. The phase flags say which
+        # one feeds a two-byte queue in front of tx; the queue takes a byte whenever it held
+        # fewer than two in the previous cycle, so every shift enable is a function of
+        # flip-flops only (and the wide ones come from copies of them). The state machine
+        # only counts and moves the flags, and every end condition is a register.
+        queue = [Signal(8, name=f"tx_queue{i}") for i in range(2)]
+        queued = Signal(range(3))
+        m.d.comb += [tx.payload.eq(queue[0]), tx.valid.eq(queued != 0)]
+        in_pre = Signal()
+        in_elem = Signal()
+        in_crc = Signal()
+        space = Signal()
+        push = Signal()
+        pop = Signal()
+        m.d.comb += [
+            space.eq(queued != 2),
+            push.eq((in_pre | in_elem | in_crc) & space),
+            pop.eq((queued != 0) & tx.ready),
         ]
 
-        with m.If(crc_pending):
-            m.d.sync += tcrc.eq(_crc32_update(tcrc, last_byte))
-        m.d.sync += [crc_pending.eq(0), last_byte.eq(tx.payload)]
+        is_resp = Signal()
+        pre = Signal(8 * 8)
+        pre_left = Signal(range(9))  # bytes of `pre` still to push
+        pre_last = Signal()          # pre_left == 1
+        pre_first = Signal()         # the next byte is SYNC, which the CRC leaves out
+        n_left = Signal(8)           # elements (words or records) still to push
+        no_elems = Signal()          # n_left == 0
+        n_last = Signal()            # n_left == 1
+        n_events = Signal(8)
+        from_bus = Signal()
+        elem_bits = max(WORD_BITS, 8 * rb)
+        elem = [Signal(min(WORD_BITS, elem_bits - lo), name=f"elem{lo // WORD_BITS}")
+                for lo in range(0, elem_bits, WORD_BITS)]
+        elem_left = Signal(range(max(rb, 4) + 1))   # bytes of the element still to push
+        elem_last = Signal()         # elem_left == 1
+        tcrc = Signal(32)
+        tcrc_idx = Signal(2)
+        crc_byte = Signal(8)         # the byte pushed last, into the CRC in this cycle
+        crc_pending = Signal()
 
-        def take_byte():
-            m.d.sync += crc_pending.eq(1)
+        byte = Signal(8)
+        m.d.comb += byte.eq(Mux(in_pre, pre[:8],
+                                Mux(in_elem, elem[0][:8], ~tcrc.word_select(tcrc_idx, 8))))
+        with m.If(push & ~pop):
+            with m.If(queued == 0):
+                m.d.sync += queue[0].eq(byte)
+            with m.Else():
+                m.d.sync += queue[1].eq(byte)
+            m.d.sync += queued.eq(queued + 1)
+        with m.Elif(pop & ~push):
+            m.d.sync += [queue[0].eq(queue[1]), queued.eq(queued - 1)]
+        with m.Elif(push & pop):     # one byte queued: it leaves, the new one takes its place
+            m.d.sync += queue[0].eq(byte)
+        m.d.sync += crc_pending.eq(push & ~in_crc & ~(in_pre & pre_first))
+        with m.If(push):
+            m.d.sync += crc_byte.eq(byte)
+        with m.If(pre_first):
+            m.d.sync += tcrc.eq(CRC_INIT)
+        with m.Elif(crc_pending):
+            m.d.sync += tcrc.eq(_crc32_update(tcrc, crc_byte))
+        with m.If(in_pre & space):
+            m.d.sync += [pre.eq(pre >> 8), pre_left.eq(pre_left - 1),
+                         pre_last.eq(pre_left == 2), pre_first.eq(0)]
+        with m.If(in_crc & space):
+            m.d.sync += tcrc_idx.eq(tcrc_idx + 1)
+
+        # `elem` loads and shifts by 32-bit parts, each with its own copies of the enables.
+        # It is in use from its load to the push of its last byte.
+        elem_load_next = Signal()
+        elem_load = Signal()
+        in_elem_next = Signal()
+        m.d.comb += in_elem_next.eq(elem_load | (in_elem & ~(space & elem_last)))
+        m.d.sync += [elem_load.eq(elem_load_next), in_elem.eq(in_elem_next)]
+        queued_next = Signal.like(queued)
+        m.d.comb += queued_next.eq(queued + push - pop)
+        loads = fanout_copies(m, platform, elem_load_next, len(elem), "elem_load")
+        shifts = fanout_copies(m, platform, in_elem_next & (queued_next != 2), len(elem),
+                               "elem_shift")
+        source = Mux(from_bus, bus.r_data, events.data.as_value())
+        shifted = Cat(*elem) >> 8
+        for k, part in enumerate(elem):
+            lo = k * WORD_BITS
+            with m.If(loads[k]):
+                m.d.sync += part.eq(source[lo:lo + len(part)])
+            with m.Elif(shifts[k]):
+                m.d.sync += part.eq(shifted[lo:lo + len(part)])
+        with m.If(in_elem & space):
+            m.d.sync += [elem_left.eq(elem_left - 1), elem_last.eq(elem_left == 2)]
+        ack = Signal()
+        m.d.comb += ack.eq(Mux(from_bus, bus.r_ack, events.valid))
+
+        def start_frame():
+            m.d.sync += [in_pre.eq(1), pre_last.eq(0), pre_first.eq(1)]
+            m.next = "PRE"
+
+        def end_payload():
+            m.d.sync += in_pre.eq(0)
+            m.next = "CRC_PREP"
 
         with m.FSM(name="tx_fsm"):
-            with m.State("SETTLE0"):
-                m.next = "SETTLE1"
-            with m.State("SETTLE1"):
-                m.next = "IDLE"
             with m.State("IDLE"):
-                with m.If(resp_req & ~resp_done):
-                    m.d.sync += [
-                        is_resp.eq(1), ttype.eq(resp_type), thdr.eq(resp_hdr),
-                        hdr_left.eq(resp_hdr_len), eidx.eq(resp_n), from_bus.eq(1),
-                        tlen.eq(resp_len), bus_base.eq(Cat(resp_hdr[1], resp_hdr[2])),
+                with m.If(resp_req):
+                    # READ_DATA: TAG ADDR[2] + count words; WRITE_ACK: TAG ADDR[2] COUNT;
+                    # ERROR: TAG CODE.
+                    resp_type = Signal(8)
+                    resp_len = Signal(16)
+                    m.d.comb += [
+                        resp_type.eq(Mux(resp_read, FrameType.READ_DATA,
+                                         Mux(resp_ack, FrameType.WRITE_ACK, FrameType.ERROR))),
+                        resp_len.eq(Mux(resp_read, 3 + (count << 2), Mux(resp_ack, 4, 2))),
                     ]
-                    m.next = "SYNC"
-                with m.Elif(n_events != 0):
+                    header = Cat(tag, Mux(resp_read | resp_ack, addr[:8], code), addr[8:],
+                                 rx_words)
                     m.d.sync += [
-                        is_resp.eq(0), ttype.eq(FrameType.EVENTS), thdr[0].eq(n_events),
-                        hdr_left.eq(1), eidx.eq(n_events), from_bus.eq(0),
-                        tlen.eq(events_len),
-                        stats.tx_event_frames.eq(stats.tx_event_frames + 1),
-                        stats.tx_records.eq(stats.tx_records + n_events),
+                        is_resp.eq(1),
+                        pre.eq(Cat(Const(SYNC, 8), resp_type, resp_len, header)),
+                        pre_left.eq(Mux(resp_read, 7, Mux(resp_ack, 8, 6))),
+                        n_left.eq(Mux(resp_read, count, 0)), no_elems.eq(~resp_read),
+                        n_last.eq(resp_read & (count == 1)),
+                        from_bus.eq(1), bus_addr.eq(addr),
                     ]
-                    m.next = "SYNC"
-            with m.State("SYNC"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(SYNC)]
-                with m.If(sent):
-                    m.d.sync += tcrc.eq(CRC_INIT)
-                    m.next = "TYPE"
-            with m.State("TYPE"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(ttype)]
-                with m.If(sent):
-                    take_byte()
-                    m.next = "LEN0"
-            with m.State("LEN0"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(tlen[:8])]
-                with m.If(sent):
-                    take_byte()
-                    m.next = "LEN1"
-            with m.State("LEN1"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(tlen[8:])]
-                with m.If(sent):
-                    take_byte()
-                    m.d.sync += [tleft.eq(tlen), hdr_pos.eq(0)]
-                    m.next = "HDR"
-            with m.State("HDR"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(thdr[hdr_pos])]
-                with m.If(sent):
-                    take_byte()
-                    m.d.sync += [hdr_pos.eq(hdr_pos + 1), hdr_left.eq(hdr_left - 1),
-                                 tleft.eq(tleft - 1)]
-                    with m.If(tleft == 1):
-                        m.next = "CRC_PREP"
-                    with m.Elif(hdr_left == 1):
-                        m.next = "LOAD"
-            with m.State("LOAD"):
-                m.d.sync += ebyte_left.eq(Mux(from_bus, 4, rb))
+                    start_frame()
+                with m.Elif(events.level != 0):
+                    m.d.sync += n_events.eq(Mux(events.level > n_per_frame, n_per_frame,
+                                                events.level))
+                    m.next = "EVENTS"
+            with m.State("EVENTS"):
+                length = Signal(16)
+                m.d.comb += length.eq(1 + _times_constant(n_events, rb))
+                m.d.sync += [
+                    is_resp.eq(0),
+                    pre.eq(Cat(Const(SYNC, 8), Const(FrameType.EVENTS, 8), length, n_events)),
+                    pre_left.eq(5), n_left.eq(n_events), no_elems.eq(0),
+                    n_last.eq(n_events == 1), from_bus.eq(0),
+                    stats.tx_event_frames.eq(stats.tx_event_frames + 1),
+                    stats.tx_records.eq(stats.tx_records + n_events),
+                ]
+                start_frame()
+            with m.State("PRE"):
+                with m.If(space & pre_last):
+                    with m.If(no_elems):
+                        end_payload()
+                    with m.Else():
+                        m.d.sync += in_pre.eq(0)
+                        m.next = "FETCH"
+            with m.State("FETCH"):
                 with m.If(from_bus):
-                    m.d.sync += [bus.addr.eq(bus_base), bus.r_stb.eq(1),
-                                 bus_base.eq(bus_base + 1)]
-                    m.next = "LOAD_WAIT0"
+                    m.d.sync += bus.r_stb.eq(1)
                 with m.Else():
-                    m.d.comb += self.events.ready.eq(1)
-                    with m.If(self.events.valid):
-                        # Straight into a register: the FIFO's block RAM is slow to output.
-                        m.d.sync += record.eq(self.events.payload.as_value())
-                        m.next = "LOAD_RECORD"
-            with m.State("LOAD_RECORD"):
-                m.d.sync += sr.eq(record)
-                m.next = "ELEM"
-            # The bus answers BUS_READ_LATENCY cycles after it sees r_stb, which is
-            # registered here: wait for it.
-            for i in range(BUS_READ_LATENCY):
-                with m.State(f"LOAD_WAIT{i}"):
-                    m.next = f"LOAD_WAIT{i + 1}" if i + 1 < BUS_READ_LATENCY else "LOAD_BUS"
-            with m.State("LOAD_BUS"):
-                m.d.sync += sr.eq(bus.r_data)
+                    m.d.sync += events.pop.eq(1)
+                m.next = "WAIT"
+            with m.State("WAIT"):
+                with m.If(ack):
+                    m.next = "LOAD"
+            # The word or record stays at the bus or FIFO output until the next access.
+            with m.State("LOAD"):
+                m.d.comb += elem_load_next.eq(1)
+                m.d.sync += [elem_left.eq(Mux(from_bus, 4, rb)),
+                             elem_last.eq(Mux(from_bus, 0, rb == 1))]
+                m.next = "LOADING"
+            with m.State("LOADING"):
                 m.next = "ELEM"
             with m.State("ELEM"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(sr[:8])]
-                with m.If(sent):
-                    take_byte()
-                    m.d.sync += [sr.eq(sr >> 8), ebyte_left.eq(ebyte_left - 1),
-                                 tleft.eq(tleft - 1)]
-                    with m.If(tleft == 1):
-                        m.next = "CRC_PREP"
-                    with m.Elif(ebyte_left == 1):
-                        m.next = "LOAD"
+                with m.If(space & elem_last):
+                    m.d.sync += [n_left.eq(n_left - 1), n_last.eq(n_left == 2)]
+                    with m.If(n_last):
+                        end_payload()
+                    with m.Else():
+                        m.next = "FETCH"
             with m.State("CRC_PREP"):
                 # The last payload byte goes into the CRC in this cycle.
-                m.d.sync += [tcrc_out.eq(_crc32_update(tcrc, last_byte) ^ 0xFFFFFFFF),
-                             tcrc_idx.eq(0)]
+                m.d.sync += [tcrc_idx.eq(0), in_crc.eq(1)]
                 m.next = "CRC"
             with m.State("CRC"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.eq(tcrc_out[:8])]
-                with m.If(sent):
-                    m.d.sync += [tcrc_out.eq(tcrc_out >> 8), tcrc_idx.eq(tcrc_idx + 1)]
-                    with m.If(tcrc_idx == CRC_BYTES - 1):
-                        m.d.comb += resp_done.eq(is_resp)
-                        m.next = "SETTLE0"
-        assert rec_bits <= len(sr)
+                with m.If(space & (tcrc_idx == CRC_BYTES - 1)):
+                    m.d.comb += resp_done.eq(is_resp)
+                    m.d.sync += in_crc.eq(0)
+                    m.next = "IDLE"
         return m

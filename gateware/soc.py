@@ -13,11 +13,73 @@ from amaranth.lib.wiring import In, Out
 from .core import HeraldCore
 from .emulator import LinkEmulator
 from .layouts import Reason
-from .protocol import ProtocolEngine
+from .memory import BlockRAM
+from .protocol import EventPortSignature, ProtocolEngine
 from .regbank import RegisterBank
 from .regmap import RegisterMap, SocParameters
 
-__all__ = ["HeraldSoC", "UartHeraldSoC"]
+__all__ = ["EventFIFO", "HeraldSoC", "UartHeraldSoC"]
+
+
+class EventFIFO(wiring.Component):
+    """Event records from the core to the protocol engine, in block RAM.
+
+    Parameters
+    ----------
+    layout : Layout
+        The record layout.
+    depth : int
+
+    Attributes
+    ----------
+    w : In(stream.Signature(layout))
+        Records in; ``ready`` is low while the FIFO is full.
+    r : In(EventPortSignature(layout, depth))
+        Records out, read from the block RAM's registered output.
+    pushed : Out(1)
+        A record went in (``w.valid & w.ready``).
+    """
+
+    def __init__(self, layout, depth):
+        self.depth = depth
+        super().__init__({
+            "w": In(stream.Signature(layout)),
+            "r": In(EventPortSignature(layout, depth)),
+            "pushed": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self.depth
+        m.submodules.ram = ram = BlockRAM(len(self.w.payload.as_value()), max(2, depth))
+        level = Signal(range(depth + 1))
+        full = Signal()
+        w_ptr = Signal(range(depth))
+        r_ptr = Signal(range(depth))
+        push = self.pushed
+        pop = self.r.pop
+
+        def advance(ptr):
+            return ptr + 1 if depth & (depth - 1) == 0 else Mux(ptr == depth - 1, 0, ptr + 1)
+
+        m.d.comb += [
+            self.w.ready.eq(~full),
+            push.eq(self.w.valid & ~full),
+            ram.w_addr.eq(w_ptr), ram.w_data.eq(self.w.payload), ram.w_en.eq(push),
+            ram.r_addr.eq(r_ptr), ram.r_en.eq(pop),
+            self.r.level.eq(level),
+            self.r.data.eq(ram.r_data),
+            self.r.valid.eq(ram.r_valid),
+        ]
+        with m.If(push):
+            m.d.sync += w_ptr.eq(advance(w_ptr))
+        with m.If(pop):
+            m.d.sync += r_ptr.eq(advance(r_ptr))
+        with m.If(push & ~pop):
+            m.d.sync += [level.eq(level + 1), full.eq(level == depth - 1)]
+        with m.Elif(pop & ~push):
+            m.d.sync += [level.eq(level - 1), full.eq(0)]
+        return m
 
 
 class HeraldSoC(wiring.Component):
@@ -73,15 +135,18 @@ class HeraldSoC(wiring.Component):
         m.submodules.core = core = HeraldCore(params=p)
         m.submodules.bank = bank = RegisterBank(self.regmap)
         m.submodules.engine = engine = ProtocolEngine(self.regmap)
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=p.record_layout().size,
-                                                    depth=params.fifo_depth)
+        m.submodules.fifo = fifo = EventFIFO(p.record_layout(), params.fifo_depth)
 
         wiring.connect(m, wiring.flipped(self.rx), engine.rx)
         wiring.connect(m, engine.tx, wiring.flipped(self.tx))
         wiring.connect(m, engine.bus, bank.bus)
+        wiring.connect(m, engine.events, fifo.r)
+        # When the FIFO is full the core's own two-record queue overflows and the core
+        # counts the drop in counters.dropped_records.
+        wiring.connect(m, core.events, fifo.w)
 
-        # Core <- bank. The configuration registers feed the core directly: the core samples
-        # them in its start cycle, so a configuration takes effect atomically at run start.
+        # Core <- bank: every one of these comes from a bank flip-flop. The core samples the
+        # configuration in its start cycle, so it takes effect atomically at run start.
         m.d.comb += [
             core.config.eq(bank.config),
             core.table.eq(bank.table),
@@ -110,18 +175,6 @@ class HeraldSoC(wiring.Component):
         for name in ("attempt", "gate", "trig", "herald", "outcome", "running", "recal"):
             m.d.comb += getattr(self, name).eq(getattr(core, name))
 
-        # Core -> FIFO -> engine. When the FIFO is full the core's own two-record queue
-        # overflows and the core counts the drop in counters.dropped_records.
-        m.d.comb += [
-            fifo.w_data.eq(core.events.payload),
-            fifo.w_en.eq(core.events.valid),
-            core.events.ready.eq(fifo.w_rdy),
-            engine.events.payload.eq(fifo.r_data),
-            engine.events.valid.eq(fifo.r_rdy),
-            fifo.r_en.eq(engine.events.ready),
-            engine.event_level.eq(fifo.level),
-        ]
-
         # Status.
         cycle = Signal(p.count_width)
         m.d.sync += cycle.eq(cycle + 1)
@@ -139,22 +192,35 @@ class HeraldSoC(wiring.Component):
         with m.If(self.rx_lost):
             m.d.sync += overruns.eq(overruns + 1)
         records_in = Signal(32)
-        with m.If(fifo.w_en & fifo.w_rdy):
+        max_level = Signal.like(fifo.r.level)
+        with m.If(fifo.pushed):
             m.d.sync += records_in.eq(records_in + 1)
+            with m.If(fifo.r.level >= max_level):
+                m.d.sync += max_level.eq(fifo.r.level + 1)
+
         # The core numbers every record it produces, dropped ones included; mirror that
-        # number for the host, which needs it to see gaps at the edges of a run. The core's
-        # drop counter is cleared at run start (never in a cycle that produces a record).
-        dropped_prev = Signal(p.count_width)
-        dropped_now = core.counters.dropped_records
-        m.d.sync += dropped_prev.eq(dropped_now)
-        new_drops = Signal(p.count_width)
-        m.d.comb += new_drops.eq(Mux(dropped_now >= dropped_prev, dropped_now - dropped_prev,
-                                     dropped_now))
+        # number for the host, which needs it to see gaps at the edges of a run. Drops are
+        # read off the core's drop counter, which rises by at most 2 a cycle and is cleared
+        # at run start, when no record is produced: the counter, registered twice, gives
+        # its two low bits and whether the rest is zero, and only those are compared. The
+        # mirror lags the core by three cycles.
+        drops = Signal(p.count_width)
+        drops_lo = Signal(2)
+        drops_small = Signal()
+        prev_lo = Signal(2)
+        prev_small = Signal()
+        m.d.sync += [
+            drops.eq(core.counters.dropped_records),
+            drops_lo.eq(drops[:2]), drops_small.eq(drops[2:] == 0),
+            prev_lo.eq(drops_lo), prev_small.eq(drops_small),
+        ]
+        cleared = drops_small & (~prev_small | (drops_lo < prev_lo))
+        new_drops = Signal(2)
+        m.d.comb += new_drops.eq(Mux(cleared, drops_lo, drops_lo - prev_lo))
         next_seq = Signal(p.seq_width)
-        m.d.sync += next_seq.eq(next_seq + (fifo.w_en & fifo.w_rdy) + new_drops)
-        max_level = Signal.like(fifo.level)
-        with m.If(fifo.level > max_level):
-            m.d.sync += max_level.eq(fifo.level)
+        with m.If(fifo.pushed | (new_drops != 0)):
+            m.d.sync += next_seq.eq(next_seq + fifo.pushed + new_drops)
+
         link = bank.link
         m.d.comb += [
             link.rx_frames.eq(engine.stats.rx_frames),
@@ -164,7 +230,7 @@ class HeraldSoC(wiring.Component):
             link.tx_event_frames.eq(engine.stats.tx_event_frames),
             link.tx_records.eq(engine.stats.tx_records),
             link.records_in.eq(records_in),
-            link.fifo_level.eq(fifo.level),
+            link.fifo_level.eq(fifo.r.level),
             link.fifo_max_level.eq(max_level),
         ]
         m.d.comb += [

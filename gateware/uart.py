@@ -5,7 +5,7 @@ the receiver samples each bit at its middle, measured from the start bit's falli
 so it tolerates a few percent of baud mismatch (the bench checks +-2 %).
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
@@ -32,11 +32,10 @@ class UARTTx(wiring.Component):
     Parameters
     ----------
     divisor : int
-        Clock cycles per bit (reset value of the ``divisor`` port).
+        Clock cycles per bit.
 
     Attributes
     ----------
-    divisor : In(16)
     data : In(stream.Signature(8))
         Bytes to send; a byte is taken when the line is idle.
     tx : Out(1)
@@ -44,29 +43,32 @@ class UARTTx(wiring.Component):
     """
 
     def __init__(self, divisor):
+        self.divisor = divisor
         super().__init__({
-            "divisor": In(16, init=divisor),
             "data": In(stream.Signature(8)),
             "tx": Out(1, init=1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        timer = Signal(16)
+        # Bit time counted down to zero: no comparison with the divisor.
+        timer = Signal(range(self.divisor))
         bits = Signal(10)          # stop, data[7:0], start; shifted out LSB first
+        busy = Signal()
         remaining = Signal(range(11))
-        with m.If(remaining == 0):
-            m.d.comb += self.data.ready.eq(1)
+        m.d.comb += self.data.ready.eq(~busy)
+        with m.If(~busy):
             with m.If(self.data.valid):
                 m.d.sync += [bits.eq((1 << 9) | (self.data.payload << 1)), remaining.eq(10),
-                             timer.eq(0)]
+                             timer.eq(self.divisor - 1), busy.eq(1)]
         with m.Else():
             m.d.sync += self.tx.eq(bits[0])
-            with m.If(timer == self.divisor - 1):
-                m.d.sync += [timer.eq(0), bits.eq(bits >> 1), remaining.eq(remaining - 1)]
+            with m.If(timer == 0):
+                m.d.sync += [timer.eq(self.divisor - 1), bits.eq(bits >> 1),
+                             remaining.eq(remaining - 1), busy.eq(remaining != 1)]
             with m.Else():
-                m.d.sync += timer.eq(timer + 1)
-        with m.If(remaining == 0):
+                m.d.sync += timer.eq(timer - 1)
+        with m.If(~busy):
             m.d.sync += self.tx.eq(1)
         return m
 
@@ -74,9 +76,13 @@ class UARTTx(wiring.Component):
 class UARTRx(wiring.Component):
     """8N1 receiver with a 2-flop synchroniser on the line.
 
+    Parameters
+    ----------
+    divisor : int
+        Clock cycles per bit.
+
     Attributes
     ----------
-    divisor : In(16)
     rx : In(1)
         The line (asynchronous).
     data : Out(stream.Signature(8))
@@ -87,8 +93,8 @@ class UARTRx(wiring.Component):
     """
 
     def __init__(self, divisor):
+        self.divisor = divisor
         super().__init__({
-            "divisor": In(16, init=divisor),
             "rx": In(1, init=1),
             "data": Out(stream.Signature(8)),
             "lost": Out(1),
@@ -96,41 +102,42 @@ class UARTRx(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        divisor = self.divisor
         rx = Signal(init=1)
         # The line is asynchronous to our clock.
         m.submodules.sync = FFSynchronizer(self.rx, rx, init=1)
-        timer = Signal(16)
+        # Counted down to zero: no comparison with the divisor.
+        timer = Signal(range(divisor))
         shift = Signal(8)
-        count = Signal(range(9))
+        count = Signal(range(8))
         with m.If(self.data.valid & self.data.ready):
             m.d.sync += self.data.valid.eq(0)
 
         with m.FSM(name="uart_rx"):
             with m.State("IDLE"):
                 with m.If(~rx):
-                    m.d.sync += timer.eq(0)
+                    m.d.sync += timer.eq((divisor >> 1) - 1)
                     m.next = "START"
             with m.State("START"):
                 # Middle of the start bit: still low, or it was a glitch.
-                with m.If(timer == (self.divisor >> 1) - 1):
-                    m.d.sync += [timer.eq(0), count.eq(0)]
+                with m.If(timer == 0):
+                    m.d.sync += [timer.eq(divisor - 1), count.eq(0)]
                     with m.If(rx):
                         m.next = "IDLE"
                     with m.Else():
                         m.next = "DATA"
                 with m.Else():
-                    m.d.sync += timer.eq(timer + 1)
+                    m.d.sync += timer.eq(timer - 1)
             with m.State("DATA"):
-                with m.If(timer == self.divisor - 1):
-                    m.d.sync += [timer.eq(0), shift.eq((shift >> 1) | (rx << 7)),
+                with m.If(timer == 0):
+                    m.d.sync += [timer.eq(divisor - 1), shift.eq(Cat(shift[1:], rx)),
                                  count.eq(count + 1)]
                     with m.If(count == 7):
                         m.next = "STOP"
                 with m.Else():
-                    m.d.sync += timer.eq(timer + 1)
+                    m.d.sync += timer.eq(timer - 1)
             with m.State("STOP"):
-                with m.If(timer == self.divisor - 1):
-                    m.d.sync += timer.eq(0)
+                with m.If(timer == 0):
                     # Back to IDLE in the middle of the stop bit, so that a sender running
                     # fast still finds us waiting for its next start bit.
                     m.next = "IDLE"
@@ -142,7 +149,7 @@ class UARTRx(wiring.Component):
                             # Framing error: wait for the line to go idle again.
                             m.next = "BREAK"
                 with m.Else():
-                    m.d.sync += timer.eq(timer + 1)
+                    m.d.sync += timer.eq(timer - 1)
             with m.State("BREAK"):
                 with m.If(rx):
                     m.next = "IDLE"

@@ -4,7 +4,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from heraldry.gateware.layouts import CoreParameters
-from heraldry.gateware.regbank import BUS_READ_LATENCY, RegisterBank
+from heraldry.gateware.regbank import RegisterBank
 from heraldry.gateware.regmap import (CONTROL_SNAPSHOT, CONTROL_START, CONTROL_STOP,
                                       ID_WORDS, MAGIC, PROTOCOL_VERSION, Access, RegisterMap,
                                       SocParameters)
@@ -59,6 +59,7 @@ def run_bank(regmap, bench):
 
 
 async def write(ctx, dut, addr, value):
+    """A one-cycle write strobe; returns in the cycle after it."""
     ctx.set(dut.bus.addr, addr)
     ctx.set(dut.bus.w_data, value)
     ctx.set(dut.bus.w_stb, 1)
@@ -66,14 +67,35 @@ async def write(ctx, dut, addr, value):
     ctx.set(dut.bus.w_stb, 0)
 
 
-async def read(ctx, dut, addr):
+async def write_acked(ctx, dut, addr, value, max_cycles=200):
+    """A write, waiting for ``w_ack`` like the protocol engine."""
+    await write(ctx, dut, addr, value)
+    for _ in range(max_cycles):
+        await ctx.tick()
+        if ctx.get(dut.bus.w_ack):
+            return
+    raise AssertionError(f"no w_ack within {max_cycles} cycles")
+
+
+async def read(ctx, dut, addr, max_cycles=200):
+    """The word at ``addr``; also checks that ``r_data`` holds it after ``r_ack``."""
     ctx.set(dut.bus.addr, addr)
     ctx.set(dut.bus.r_stb, 1)
     await ctx.tick()
     ctx.set(dut.bus.r_stb, 0)
-    for _ in range(BUS_READ_LATENCY - 1):
+    for _ in range(max_cycles):
+        if ctx.get(dut.bus.r_ack):
+            value = ctx.get(dut.bus.r_data)
+            await ctx.tick()
+            assert ctx.get(dut.bus.r_ack) == 0 and ctx.get(dut.bus.r_data) == value
+            return value
         await ctx.tick()
-    return ctx.get(dut.bus.r_data)
+    raise AssertionError(f"no r_ack within {max_cycles} cycles")
+
+
+#: Cycles from a bus write to its register or table entry, and to a control strobe.
+WRITE_LATENCY = 2
+STROBE_LATENCY = 3
 
 
 def test_bank_config_table_control_snapshot():
@@ -83,54 +105,108 @@ def test_bank_config_table_control_snapshot():
     async def bench(ctx, dut):
         assert await read(ctx, dut, 0) == MAGIC
         assert await read(ctx, dut, regmap["id.n_windows"].addr) == 2
-        # Configuration registers drive the config port and read back.
+        # Configuration registers drive the config port WRITE_LATENCY cycles after the
+        # write, masked to their width, and read back the same.
         await write(ctx, dut, regmap["config.period"].addr, 1234)
         await write(ctx, dut, regmap["config.windows.1.length"].addr, 0x1_0007)  # 16 bits
         await write(ctx, dut, regmap["config.timeout"].addr, 0xDEADBEEF)
+        assert ctx.get(dut.config.timeout) == 0
+        await ctx.tick()
         assert ctx.get(dut.config.period) == 1234
         assert ctx.get(dut.config.windows[1].length) == 7
         assert ctx.get(dut.config.timeout) == 0xDEADBEEF
         assert await read(ctx, dut, regmap["config.windows.1.length"].addr) == 7
-        # Table writes are one-cycle strobes with the entry's index, the cycle after.
-        ctx.set(dut.bus.addr, regmap["table"].addr + 201)
-        ctx.set(dut.bus.w_data, 3)
-        ctx.set(dut.bus.w_stb, 1)
+        assert await read(ctx, dut, regmap["config.timeout"].addr) == 0xDEADBEEF
+        # Table writes are one-cycle strobes with the entry's index.
+        await write(ctx, dut, regmap["table"].addr + 201, 3)
         assert ctx.get(dut.table.en) == 0
         await ctx.tick()
-        ctx.set(dut.bus.w_stb, 0)
         assert (ctx.get(dut.table.en), ctx.get(dut.table.addr), ctx.get(dut.table.data)) \
             == (1, 201, 3)
         await ctx.tick()
         assert ctx.get(dut.table.en) == 0
-        # Control strobes, registered too.
-        ctx.set(dut.bus.addr, regmap["control"].addr)
-        ctx.set(dut.bus.w_data, CONTROL_START | CONTROL_STOP)
-        ctx.set(dut.bus.w_stb, 1)
-        assert (ctx.get(dut.start), ctx.get(dut.stop)) == (0, 0)
-        await ctx.tick()
-        ctx.set(dut.bus.w_stb, 0)
+        # Control strobes, STROBE_LATENCY cycles after the write.
+        await write(ctx, dut, regmap["control"].addr, CONTROL_START | CONTROL_STOP)
+        for _ in range(STROBE_LATENCY - 1):
+            assert (ctx.get(dut.start), ctx.get(dut.stop)) == (0, 0)
+            await ctx.tick()
         assert (ctx.get(dut.start), ctx.get(dut.stop)) == (1, 1)
         await ctx.tick()
         assert (ctx.get(dut.start), ctx.get(dut.stop)) == (0, 0)
-        # Snapshot: counters latched, later changes invisible until the next snapshot.
+        # Snapshot: the counters are latched in the cycle the strobes act; later changes
+        # are invisible until the next snapshot. A read right after the snapshot waits for
+        # the copy, and so does a write.
         attempts = (1 << 47) | 0x1234_5678_9
-        ctx.set(dut.counters.attempts, attempts)
         ctx.set(dut.status.start_cycle, 77)
         await write(ctx, dut, regmap["control"].addr, CONTROL_SNAPSHOT)
-        await ctx.tick()           # the latch acts the cycle after the write
+        for _ in range(STROBE_LATENCY - 1):
+            ctx.set(dut.counters.attempts, 3)
+            await ctx.tick()
+        ctx.set(dut.counters.attempts, attempts)
+        await ctx.tick()
         ctx.set(dut.counters.attempts, 5)
+        await write(ctx, dut, regmap["config.period"].addr, 99)
+        assert ctx.get(dut.config.period) == 1234
+        waited = 0
+        while not ctx.get(dut.bus.w_ack):
+            await ctx.tick()
+            waited += 1
+        snapshot_words = sum(r.words for r in regmap if r.access is Access.SNAPSHOT)
+        assert waited >= snapshot_words
+        await ctx.tick()
+        assert ctx.get(dut.config.period) == 99
         addr = regmap["counters.attempts"].addr
         lo, hi = await read(ctx, dut, addr), await read(ctx, dut, addr + 1)
         seen["attempts"] = lo | hi << 32
         seen["start"] = await read(ctx, dut, regmap["snapshot.start_cycle"].addr)
         # Write-only and unmapped addresses read 0; read-only ones ignore writes.
+        assert await read(ctx, dut, regmap["control"].addr) == 0
         assert await read(ctx, dut, regmap["table"].addr) == 0
         assert await read(ctx, dut, regmap.size + 5) == 0
+        assert await read(ctx, dut, 0xFFFF) == 0
         await write(ctx, dut, regmap["id.magic"].addr, 0)
+        await write(ctx, dut, regmap["counters.attempts"].addr, 0)
         assert await read(ctx, dut, 0) == MAGIC
+        assert await read(ctx, dut, addr) == attempts & 0xFFFF_FFFF
 
     run_bank(regmap, bench)
     assert seen == {"attempts": (1 << 47) | 0x1234_5678_9, "start": 77}
+
+
+def test_every_snapshot_and_live_word():
+    """Each snapshot word holds its own counter, each live word its own input."""
+    regmap = RegisterMap(SocParameters())
+    snap = [r for r in regmap if r.access is Access.SNAPSHOT]
+    live = [r for r in regmap if r.access is Access.RO]
+
+    def port(dut, reg):
+        view = getattr(dut, reg.port)
+        for key in reg.path:
+            view = view[key] if isinstance(key, int) else getattr(view, key)
+        return view
+
+    async def bench(ctx, dut):
+        for round_ in range(2):
+            values = {}
+            for i, reg in enumerate(snap + live):
+                values[reg.name] = (0x9E37_79B9_7F4A_7C15 * (i + 17 * round_ + 1)) \
+                    % (1 << reg.width)
+                ctx.set(port(dut, reg), values[reg.name])
+            await write(ctx, dut, regmap["control"].addr, CONTROL_SNAPSHOT)
+            for _ in range(STROBE_LATENCY):
+                await ctx.tick()
+            for reg in snap + live:
+                ctx.set(port(dut, reg), 0)     # too late for the snapshot, live reads 0
+            for reg in snap:
+                words = [await read(ctx, dut, reg.addr + k) for k in range(reg.words)]
+                assert sum(w << (32 * k) for k, w in enumerate(words)) == values[reg.name], \
+                    reg.name
+            for reg in live:
+                assert await read(ctx, dut, reg.addr) == 0, reg.name
+                ctx.set(port(dut, reg), values[reg.name])
+                assert await read(ctx, dut, reg.addr) == values[reg.name], reg.name
+
+    run_bank(regmap, bench)
 
 
 @pytest.mark.parametrize("bad", [dict(max_burst=0), dict(max_burst=256),
