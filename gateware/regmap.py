@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
+from .emulator import MIN_ARRIVAL_OFFSET
 from .layouts import HERALD_LATENCY, RUN_START_LATENCY, START_LATENCY, CoreParameters
 
 __all__ = ["Access", "Register", "SocParameters", "RegisterMap", "register_map",
@@ -285,8 +286,10 @@ _COUNTER_DOCS = {
 
 _EMULATOR_DOCS = {
     "enable": "1: the link emulator replaces the detector inputs and the ready input.",
-    "windows": "Emulated photons of a window: arrival offset and uniform jitter (cycles), "
-               "cumulative 32-bit thresholds of the click patterns 1 .. 2**channels - 1.",
+    "windows": "Emulated photons of a window: arrival offset in cycles after the attempt "
+               f"strobe (at least {MIN_ARRIVAL_OFFSET}; below it the window never clicks), "
+               "uniform jitter (cycles), cumulative 32-bit thresholds of the click patterns "
+               "1 .. 2**channels - 1.",
     "dark": "Dark-click probability per running cycle and detector, times 2**32.",
     "recal_cycles": "Cycles ready is held low after recal rises (at least 1).",
 }
