@@ -92,12 +92,18 @@ class _BackgroundReader(Transport):
 
 
 class TcpTransport(_BackgroundReader):
-    """``tcp://HOST:PORT``: a client socket (the virtual board is the server)."""
+    """``tcp://HOST:PORT``: a client socket (the virtual board is the server).
+
+    ``response_timeout`` (seconds) overrides the default for slow servers, such as a
+    simulator far slower than real time.
+    """
 
     response_timeout = 2.0
 
-    def __init__(self, host, port, *, connect_timeout=5.0):
+    def __init__(self, host, port, *, connect_timeout=5.0, response_timeout=None):
         self.url = f"tcp://{host}:{port}"
+        if response_timeout is not None:
+            self.response_timeout = response_timeout
         try:
             self.sock = socket.create_connection((host, port), timeout=connect_timeout)
         except OSError as exc:

@@ -69,9 +69,14 @@ def bridge():
     server.join(5)
 
 
+# The server is Amaranth's simulator, a few thousand cycles/s and slower on a busy machine:
+# a device that slow needs a longer response timeout than tcp://'s default.
+SLOW_SERVER = {"response_timeout": 30.0}
+
+
 def test_run_over_tcp(bridge):
     url = f"tcp://127.0.0.1:{bridge.port}"
-    with Controller.open(url) as ctl:
+    with Controller.open(url, **SLOW_SERVER) as ctl:
         assert ctl.device.magic == 0x48524C44
         ctl.configure(Config(period_ns=300, windows_ns=[(20, 100)], diagnostic=True))
         result = ctl.run(attempts=40)
@@ -83,14 +88,14 @@ def test_run_over_tcp(bridge):
 
 def test_link_dies_mid_run_and_reconnect_recovers_totals(bridge):
     url = f"tcp://127.0.0.1:{bridge.port}"
-    ctl = Controller.open(url)
+    ctl = Controller.open(url, **SLOW_SERVER)
     ctl.configure(Config(period_ns=300, windows_ns=[(20, 100)], diagnostic=True))
     bridge.drop_at = bridge.sent + 2000         # after the start, within the run
     with pytest.raises(LinkError, match="closed the connection"):
         ctl.run(attempts=300)
     ctl.close()
     # The device ran on. A new connection reads the run's totals from its counters.
-    with Controller.open(url) as again:
+    with Controller.open(url, **SLOW_SERVER) as again:
         while again.status().running:
             again.read_events(0.1)
         counters = again.counters()
