@@ -251,9 +251,9 @@ def test_parse_nextpnr_utilisation():
 # by content hash: an unchanged design is found at once.
 
 @pytest.mark.xfail(raises=TimingError, strict=True, reason=(
-    "the SoC reaches about 40 MHz on the ECP5-85F (125 MHz required, 200 MHz aimed): the "
-    "link emulator's jitter arithmetic runs combinationally into the core's click path and "
-    "on to the decision table; strict, so this fails once timing closes"))
+    "the SoC reaches about 87 MHz on the ECP5-85F (125 MHz required, 200 MHz aimed): the "
+    "critical path runs from the core's click classes through the decision table's 256:1 "
+    "bank-bit multiplexer; strict, so this fails once timing closes"))
 def test_board_ulx3s(capsys):
     """The ULX3S build runs from the pip toolchain and its report is parsed; a second build is
     a cache hit; `heraldry build` prints the report and exits 0 if timing is met, 2 if not;
@@ -289,8 +289,8 @@ def test_board_ulx3s(capsys):
 
 
 @pytest.mark.xfail(raises=FitError, strict=True, reason=(
-    "the SoC does not fit the iCE40UP5K even with the trimmed parameters: 8126 LUT4 and "
-    "6467 FF after synthesis, 12207 logic cells for 5280 (docs/boards.md lists the gateware "
+    "the SoC does not fit the iCE40UP5K even with the trimmed parameters: 8386 LUT4 and "
+    "6388 FF after synthesis, 11264 logic cells for 5280 (docs/boards.md lists the gateware "
     "changes it needs); strict, so this fails once it fits"))
 def test_board_icebreaker():
     result = build_board(ICEBREAKER)     # raises FitError, or TimingError below 48 MHz
