@@ -3,15 +3,76 @@
 The timing contract is stated in the README and, executably, in :mod:`heraldry.sim.golden`.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .layouts import (CLASS_MANY, HERALD_LATENCY, RUN_START_LATENCY, START_LATENCY,
-                      STOP_LATENCY, CoreParameters, Reason, RecordKind)
+from .layouts import (CLASS_MANY, HERALD_LATENCY, RECORD_LATENCY, RUN_START_LATENCY,
+                      START_LATENCY, STOP_LATENCY, CoreParameters, Reason, RecordKind)
 
 __all__ = ["HeraldCore"]
+
+
+class _TableMemory(wiring.Component):
+    """The decision table's two banks side by side in one row, with a write port (one enable
+    per bank) and a read port of two cycles' latency: ``read_data`` holds the row at the
+    ``read_addr`` of two cycles before.
+
+    On ECP5 the second cycle is the block RAM's own output register: without it the RAM's
+    clock-to-output (5.8 ns) alone exceeds a 200 MHz cycle, and Yosys does not use that
+    register by itself. Elsewhere, and in simulation, it is a memory read port followed by
+    a register.
+    """
+
+    def __init__(self, addr_width, data_width):
+        self.addr_width, self.data_width = addr_width, data_width
+        super().__init__({
+            "write_addr": In(addr_width),
+            "write_data": In(data_width),
+            "write_en": In(2),
+            "read_addr": In(addr_width),
+            "read_data": Out(2 * data_width),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        aw, dw = self.addr_width, self.data_width
+        if getattr(platform, "family", None) == "ecp5" and aw <= 10 and dw <= 9:
+            # 1024 x 18 mode: bank b in byte b (bits 9b ..), ADx0/ADx1 the byte enables,
+            # the address in ADx4 and up, as Yosys maps the generic memory.
+            ports = {}
+            for i in range(14):
+                ports[f"i_ADA{i}"] = (self.write_en[i] if i < 2 else
+                                      self.write_addr[i - 4] if 4 <= i < 4 + aw else 0)
+                ports[f"i_ADB{i}"] = self.read_addr[i - 4] if 4 <= i < 4 + aw else 0
+            for i in range(18):
+                byte, bit = divmod(i, 9)
+                ports[f"i_DIA{i}"] = self.write_data[bit] if bit < dw else 0
+                ports[f"i_DIB{i}"] = 0
+                if bit < dw:
+                    ports[f"o_DOB{i}"] = self.read_data[byte * dw + bit]
+            for i in range(3):
+                ports[f"i_CSA{i}"] = ports[f"i_CSB{i}"] = 0
+            m.submodules.ram = Instance(
+                "DP16KD",
+                p_DATA_WIDTH_A=18, p_DATA_WIDTH_B=18, p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
+                p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_RESETMODE="SYNC",
+                p_GSR="DISABLED", p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
+                i_CLKA=ClockSignal(), i_CLKB=ClockSignal(), i_CEA=1, i_CEB=1, i_OCEA=1,
+                i_OCEB=1, i_WEA=self.write_en.any(), i_WEB=0, i_RSTA=0, i_RSTB=0, **ports)
+        else:
+            m.submodules.mem = mem = Memory(shape=2 * dw, depth=1 << aw, init=[])
+            write_port = mem.write_port(granularity=dw)
+            read_port = mem.read_port()
+            m.d.comb += [
+                write_port.addr.eq(self.write_addr),
+                write_port.data.eq(self.write_data.replicate(2)),
+                write_port.en.eq(self.write_en),
+                read_port.addr.eq(self.read_addr),
+            ]
+            m.d.sync += self.read_data.eq(read_port.data)
+        return m
 
 
 class HeraldCore(wiring.Component):
@@ -52,7 +113,8 @@ class HeraldCore(wiring.Component):
     done, reason : Out
         End-of-run strobe with its :class:`Reason`.
     events : Out(stream.Signature(record_layout))
-        Event records; never stalls the core, drops are counted.
+        Event records, from ``record_latency`` cycles after they are produced; never stalls
+        the core, drops are counted.
     counters : Out(counters_layout)
         Cleared when a run starts.
     """
@@ -61,6 +123,8 @@ class HeraldCore(wiring.Component):
     latency = HERALD_LATENCY
     start_latency = START_LATENCY
     stop_latency = STOP_LATENCY
+    #: Cycles from a record's production to the first cycle it can leave on ``events``.
+    record_latency = RECORD_LATENCY
     #: Cycles from the accepted start to the first cycle in which ``ready`` is sampled.
     run_start_latency = RUN_START_LATENCY
 
@@ -95,205 +159,299 @@ class HeraldCore(wiring.Component):
         })
 
     def elaborate(self, platform):
-        # Timing structure: every decision (go, done, herald) is a shallow function of
-        # registered flags. Per-run constants are derived from the latched configuration
-        # during the RUN_START_LATENCY cycles after the start; offset thresholds are compared
-        # one cycle early into flags; limits are down-counters whose zero/sign is registered;
-        # the table's read data and bank bit are registered; counters add registered strobes.
-        # The table's write bookkeeping and bank choice are pipelined behind the port.
+        # Timing structure. On the ECP5 a LUT and its route cost about a nanosecond and a wide
+        # net several, so a register-to-register path crosses few LUTs, and a signal with
+        # many loads is one or two LUTs from registers and the strobe inputs:
+        # - go (it follows ready and stop) drives only the scheduler; the offsets, windows
+        #   and outputs run from the registered attempt strobe;
+        # - the decisions (go, done, herald, record pushes) combine the strobe inputs with
+        #   flags registered a cycle ahead, from the next values of the state;
+        # - offsets are compared with their thresholds a cycle ahead, as offset + 2;
+        # - per-run constants are latched while no run is active (their clock enable is a
+        #   register), and what is derived from them is registered after;
+        # - the table row is read as the click pattern completes and arrives registered
+        #   twice (on ECP5 by the block RAM's own output register);
+        # - a counter adds its event of the cycle before; a record is written into the queue
+        #   a cycle after it is produced.
         p = self.params
         nc, nw, ncell = p.n_channels, p.n_windows, p.n_cells
         ow, lw, cw = p.offset_width, p.limit_width, p.count_width
         L, K = HERALD_LATENCY, RUN_START_LATENCY
         m = Module()
         config = self.config
+        counters = self.counters
 
         # -- run control ----------------------------------------------------------------------
         running = Signal()
         start_accept = Signal()
         stop_now = Signal()
+        done = Signal()
         m.d.comb += [
             start_accept.eq(self.start & ~running),
             stop_now.eq(self.stop & running),
             self.running.eq(running),
+            self.done.eq(done),
         ]
+        running_next = Signal()
+        m.d.comb += running_next.eq(Mux(running, ~done, self.start))
+        m.d.sync += running.eq(running_next)
         # stage[i] is high in cycle s + 1 + i; a new start cancels the pulses of an older one.
         stage = [Signal(name=f"start_stage{i}") for i in range(K - 1)]
         m.d.sync += stage[0].eq(start_accept)
         for i in range(1, K - 1):
             m.d.sync += stage[i].eq(stage[i - 1] & ~start_accept)
         arm = stage[K - 2]                  # cycle s + K - 1: the scheduler is eligible next
+        assert K >= 4, "the deadline flag needs the windows' ends from s + 2 on"
 
-        go = Signal()                       # an attempt starts in the next cycle
-        attempt_now = Signal()              # go, one cycle later: the attempt strobe
-        m.d.sync += attempt_now.eq(go)
-        offset = Signal(ow)
-        m.d.sync += offset.eq(Mux(go, 0, offset + 1))   # runs on outside attempts; unused there
-
-        def threshold(name, value):
-            """Registers for comparing the *next* offset with ``value`` (latched at start):
-            the flag is registered, so the offset comparison happens one cycle early."""
-            minus_one = Signal(signed(ow + 2), name=f"{name}_m1")
-            zero = Signal(name=f"{name}_zero")
-            with m.If(start_accept):
-                m.d.sync += [minus_one.eq(value - 1), zero.eq(value == 0)]
-            return minus_one, zero
-
-        def next_is(minus_one, zero):
-            return Mux(go, zero, offset == minus_one)
-
-        # -- per-run constants ------------------------------------------------------------------
-        holdoff = Signal(ow)
-        holdoff_zero = Signal()
-        stop_on_herald = Signal()
-        diagnostic = Signal()
-        batch = Signal(lw)
-        has_batch = Signal()
-        with m.If(start_accept):
-            m.d.sync += [holdoff.eq(config.holdoff), holdoff_zero.eq(config.holdoff == 0),
-                         stop_on_herald.eq(config.stop_on_herald),
-                         diagnostic.eq(config.diagnostic), batch.eq(config.batch),
-                         has_batch.eq(config.batch != 0)]
-
-        # e = max over enabled windows of start + length - 1: a registered max tree that
-        # settles while the scheduler is not yet eligible.
-        level = []
-        for w in range(nw):
-            window = config.windows[w]
-            last = Signal(signed(ow + 2), name=f"window{w}_last")
-            with m.If(start_accept):
-                m.d.sync += last.eq(Mux(window.length != 0, window.start + window.length - 1, 0))
-            level.append(last)
-        depth = 0
-        while len(level) > 1:
-            merged = []
-            for i in range(0, len(level), 2):
-                pair = level[i:i + 2]
-                node = Signal(signed(ow + 2), name=f"e_tree{depth}_{i // 2}")
-                m.d.sync += node.eq(pair[0] if len(pair) == 1 else
-                                    Mux(pair[0] > pair[1], pair[0], pair[1]))
-                merged.append(node)
-            level, depth = merged, depth + 1
-        e = level[0]
-        # The tree's last level is valid from s + 1 + depth; it is consumed at `arm`.
-        assert 1 + depth <= K - 1, "RUN_START_LATENCY too small for the window max tree"
-
-        slot_m1, slot_zero = threshold("slot_end", config.period - 1)
-        decide_m1 = Signal(signed(ow + 2))
-        with m.If(arm):
-            m.d.sync += decide_m1.eq(e + L - 1)
-
-        # Timeout: tl = T - 1 - (t - s) ends the run when it turns negative (t = s + T).
-        # Deadline slack: dl = T - e - L - 2 - (t - s) >= 0 lets a go in cycle t start an
-        # attempt at t + 1 whose decision t + 1 + e + L falls before s + T. Until `arm`, dl
-        # counts with e = 0, and at `arm` subtracts e (+1 for the cycle): dl + ~e.
-        has_timeout = Signal()
-        time_left = Signal(signed(lw + 2))
-        slack = Signal(signed(lw + 3))
-        with m.If(start_accept):
-            m.d.sync += [
-                has_timeout.eq(config.timeout != 0),
-                time_left.eq(Mux(config.timeout != 0, config.timeout - 2, 0)),
-                slack.eq(Mux(config.timeout != 0, config.timeout - (L + 3), 0)),
-            ]
-        with m.Elif(has_timeout):
-            m.d.sync += [time_left.eq(time_left - 1),
-                         slack.eq(slack + Mux(arm, ~e, -1))]
-        timed_out = time_left[-1]
-        deadline_ok = ~slack[-1]
-
-        # Attempt and batch budgets: down-counters decremented by the attempt strobe, with
-        # registered zero flags (consecutive attempts are >= period >= 3 cycles apart).
-        has_max = Signal()
-        attempts_left = Signal(lw)
-        attempts_ok = Signal()
-        batch_left = Signal(lw)
-        batch_hit = Signal()
-        with m.If(start_accept):
-            m.d.sync += [has_max.eq(config.max_attempts != 0),
-                         attempts_left.eq(config.max_attempts)]
-        with m.Elif(attempt_now):
-            m.d.sync += attempts_left.eq(attempts_left - 1)
-        m.d.sync += [
-            attempts_ok.eq(~has_max | (attempts_left != 0)),
-            batch_hit.eq(has_batch & (batch_left == 0)),
-        ]
-
-        # -- scheduler ------------------------------------------------------------------------
-        # One-hot states, all qualified by running: waiting for ready (level), inside an
-        # attempt's period, waiting for a rising edge of ready after a batch.
+        # The scheduler's one-hot states, all low while no run is active: waiting for ready
+        # (a level), inside an attempt's period, waiting for a rising edge of ready after a
+        # batch.
         st_wait = Signal()
         st_attempt = Signal()
         st_recal = Signal()
-        slot_end_flag = Signal()
-        m.d.sync += slot_end_flag.eq(next_is(slot_m1, slot_zero))
+        # go: an attempt starts in the next cycle. The offsets, windows and outputs run from
+        # the attempt strobe instead, a register, and treat its own cycle (offset 0) as a
+        # special case. The strobe has copies for its many loads; they also require
+        # conditions that a go implies, which keeps them apart through synthesis.
+        go = Signal()
+        attempt_now = Signal()              # go, one cycle later: the attempt strobe
+        strobe_time = Signal()              # the same, for the offsets and thresholds
+        strobe_flags = Signal()             # the same, for the windows and outputs
+        m.d.sync += [attempt_now.eq(go), strobe_time.eq(go & running_next),
+                     strobe_flags.eq(go & (st_wait | st_attempt | st_recal))]
+        m.d.comb += self.attempt.eq(attempt_now)
+        # The offset since the attempt strobe from offset 1 on, and offset + 2, which the
+        # thresholds are compared with a cycle ahead.
+        offset = Signal(ow, reset_less=True)
+        m.d.sync += offset.eq(Mux(strobe_time, 1, offset + 1))
+        offset_ahead = Signal(ow + 1, reset_less=True)
+        m.d.sync += offset_ahead.eq(Mux(strobe_time, 3, offset_ahead + 1))
+        output_ahead = Signal(ow + 1, reset_less=True)         # the same, for the outputs
+        m.d.sync += output_ahead.eq(Mux(strobe_flags, 3, output_ahead + 1))
+
+        def registered(name, next_value, **kwargs):
+            """A register that holds, in cycle t, what ``next_value`` was in cycle t - 1."""
+            flag = Signal(name=name, **kwargs)
+            m.d.sync += flag.eq(next_value)
+            return flag
+
+        def latch(value, name, shape=None):
+            """``value`` as sampled in the start cycle: followed while no run is active, so
+            that nothing but a register's clock enable stands between the port and it."""
+            reg = Signal(shape if shape is not None else len(value), name=name,
+                         reset_less=True)
+            with m.If(~running):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        # Per-run constants computed from latched ones are registered, valid from s + 2
+        # (s + 3 if derived from a derived one); they are recomputed only until then.
+        settling = ~running | stage[0] | stage[1]
+
+        def derived(name, value, shape=None):
+            reg = Signal(shape if shape is not None else len(value), name=name,
+                         reset_less=True)
+            with m.If(settling):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        def threshold(name, at, counter=offset_ahead):
+            """For an offset ``at`` (a per-run constant), a register saying whether the next
+            cycle's offset is ``at``, valid from offset 1 on, and flags for the first two
+            offsets: whether ``at`` is 0, and whether it is at most 1. Returns
+            ``(is_zero, up_to_one, ahead)``."""
+            ahead = Signal(name=f"{name}_ahead")
+            is_zero = derived(f"{name}_zero", at == 0)
+            up_to_one = derived(f"{name}_up_to_one", at <= 1)
+            is_two = derived(f"{name}_two", at == 2)
+            m.d.sync += ahead.eq(Mux(strobe_time, is_two, counter == at))
+            return is_zero, up_to_one, ahead
+
+        # -- per-run constants ------------------------------------------------------------------
+        holdoff = latch(config.holdoff, "holdoff")
+        holdoff_zero = latch(config.holdoff == 0, "holdoff_zero")   # used from s + 1 on
+        holdoff_short = latch(config.holdoff <= 1, "holdoff_short")
+        has_timeout = latch(config.timeout != 0, "has_timeout")     # used from s + 1 on
+        stop_on_herald = latch(config.stop_on_herald, "stop_on_herald")
+        diagnostic = latch(config.diagnostic, "diagnostic")
+        batch = latch(config.batch, "batch")
+        has_batch = derived("has_batch", batch != 0)
+        max_attempts = latch(config.max_attempts, "max_attempts")
+        has_max = derived("has_max", max_attempts != 0)
+        period = latch(config.period, "period")
+        window_start = [latch(config.windows[w].start, f"window{w}_start")
+                        for w in range(nw)]
+        window_length = [latch(config.windows[w].length, f"window{w}_length")
+                         for w in range(nw)]
+        # Window w ends at window_end[w] = start + length; an empty one counts as ending at 1,
+        # so that the largest end is e + 1 (e: the last in-window offset, 0 without windows).
+        window_end = [derived(f"window{w}_end_at", window_start[w] + window_length[w], ow + 1)
+                      for w in range(nw)]
+        last_end = [derived(f"window{w}_last_end", Mux(window_length[w] != 0,
+                                                         window_start[w] + window_length[w], 1),
+                            ow + 1) for w in range(nw)]
+
+        # Timeout and deadline, from one down-counter: time_left = T - 1 - (t - s) less L + 2,
+        # so the run ends when it reaches -L - 3 (t = s + T), and a go in cycle g, whose
+        # decision falls in g + 1 + e + L, is allowed iff that is before s + T, i.e. iff
+        # time_left(g) >= e - 1 = every window's last_end - 2.
+        time_left = Signal(signed(lw + 2), reset_less=True)
+        m.d.sync += time_left.eq(Mux(running, time_left - 1, config.timeout - (L + 4)))
+        # deadline_ok: whether a go in the next cycle is allowed, from the time left a cycle
+        # before (2 more) and the ends (valid from s + 2). Its high part is taken from the
+        # cycle before too: if it was set, time_left is now at least 2**tw - 1, above every
+        # end.
+        tw = ow + 2
+        time_left_large = registered("time_left_large",
+                                     ~time_left[-1] & (time_left[tw:] != 0))
+        deadline_ok = Signal()
+        allowed = [time_left_large | (~time_left[-1] & (time_left[:tw] >= last_end[w]))
+                   for w in range(nw)]
+        m.d.sync += deadline_ok.eq(~has_timeout | Cat(*allowed).all())
+        # The run times out a cycle after time_left reads -L - 2; with T = 1 in the cycle after
+        # the start, from a flag latched with the configuration.
+        end_timeout_next = ~done & has_timeout & (time_left == -(L + 2))
+        quick_timeout = stage[0] & latch(config.timeout == 1, "timeout_one")
+
+        # -- scheduler ------------------------------------------------------------------------
+        # The slot's last offset and e + L are at least 3: whether the next cycle has them.
+        slot_at = derived("slot_at", period - 1, ow + 1)
+        slot_ahead = registered("slot_ahead", ~go & ~strobe_time & (offset_ahead == slot_at))
+        slot_end_flag = registered("slot_end_flag", ~go & slot_ahead)
+        decide_ahead = Signal()             # the next cycle holds the decision (from the windows)
         slot_end = Signal()
         m.d.comb += slot_end.eq(st_attempt & slot_end_flag)
+        ready_prev = registered("ready_prev", self.ready)
 
-        ready_prev = Signal()
-        m.d.sync += ready_prev.eq(self.ready)
+        # Attempt budgets: the attempts counter of the cycles before (attempts_before) reaches
+        # max_attempts at the last attempt's decision; batches count down the attempt strobes
+        # (>= 4 cycles apart).
+        attempts_before = Signal(cw, reset_less=True)
+        last_attempt = registered("last_attempt", has_max & (attempts_before == max_attempts))
+        batch_left = Signal(lw, reset_less=True)
+        # batch_hit is registered: at a slot's end it is up to date (the last attempt strobe
+        # was at least 3 cycles before).
+        batch_hit = registered("batch_hit", has_batch & (batch_left == 0))
+        with m.If(~running):
+            m.d.sync += batch_left.eq(config.batch)
+        with m.Elif(slot_end & batch_hit):
+            m.d.sync += batch_left.eq(batch)
+        with m.Elif(attempt_now):
+            m.d.sync += batch_left.eq(batch_left - 1)
+
+        # Every consumer of go is written Mux(go, if_go, otherwise) with both sides ready
+        # before go: one LUT after it (a go never comes with done).
+        in_attempt = Signal()               # the attempt goes on into the next cycle
+        attempt_on = Signal()               # ... unless the run ends
+        st_wait_next = Signal()
+        st_recal_next = Signal()
+        m.d.comb += [
+            attempt_on.eq(st_attempt & ~slot_end_flag),
+            in_attempt.eq(~done & attempt_on),
+            st_wait_next.eq(Mux(go, 0, ~done & (st_wait | (slot_end & ~batch_hit)
+                                                | (arm & running)))),
+            st_recal_next.eq(Mux(go, 0, ~done & (st_recal | (slot_end & batch_hit)))),
+        ]
+        m.d.sync += [st_attempt.eq(go | in_attempt), st_wait.eq(st_wait_next),
+                     st_recal.eq(st_recal_next)]
+        m.d.comb += self.recal.eq(st_recal)
+        # Whether the next cycle is the current attempt's last, or its decision (no go comes
+        # in between: e + L < period).
+        slot_next = st_attempt & ~done & slot_ahead
+        decision_next = st_attempt & ~done & decide_ahead
+
+        # -- windows and outputs --------------------------------------------------------------
+        # Level flags set when the next offset reaches the start and cleared when it reaches
+        # the end, from offset 1 on; at offset 0 (the strobe's cycle) the window is open if it
+        # starts there. `gate_later` is the gate from offset 1 on, registered; the run's end
+        # is left to `running` (clicks are qualified by it anyway).
+        gate = Signal(nw)
+        gate_later = Signal(nw)
+        gate_later_next = Signal(nw)
+        opening = Signal(nw)                # the window is open at offset 0
+        ended = Signal(nw)                  # the window's offsets are past (never at offset
+                                            # 0; from 1 on if unused)
+        for w in range(nw):
+            start_zero, start_early, start_ahead = threshold(f"window{w}_start",
+                                                             window_start[w])
+            end_zero, end_early, end_ahead = threshold(f"window{w}_end", window_end[w])
+            inside = Signal(name=f"window{w}_inside")
+            inside_next = Mux(strobe_flags, start_early & ~end_early,
+                              (start_ahead | inside) & ~end_ahead)
+            m.d.comb += [
+                opening[w].eq(start_zero & ~end_zero),
+                gate_later_next[w].eq(inside_next & (strobe_flags | attempt_on)),
+                gate[w].eq(Mux(strobe_flags, opening[w], gate_later[w])),
+            ]
+            m.d.sync += inside.eq(inside_next)
+            past_end = Signal(name=f"window{w}_past_end")
+            m.d.sync += past_end.eq(Mux(strobe_flags, end_early, end_ahead | past_end))
+            used = derived(f"window{w}_used", window_length[w] != 0)
+            m.d.comb += ended[w].eq(~strobe_flags & (past_end | ~used))
+        m.d.sync += gate_later.eq(gate_later_next)
+        # The decision comes at offset e + L, L - 1 cycles after the first offset past every
+        # window (e + 1; offsets only grow within an attempt). decide_ahead: it comes next.
+        all_ended = [registered("all_ended", ended.all())]
+        for i in range(L - 3):
+            all_ended.append(registered(f"all_ended{i + 1}", all_ended[-1]))
+        m.d.comb += decide_ahead.eq(all_ended[-1] & ~registered("all_ended_before",
+                                                                all_ended[-1]))
+        m.d.comb += self.gate.eq(gate & running.replicate(nw))
+        gate_later_any = registered("gate_later_any", gate_later_next.any())
+        any_gate = Mux(strobe_flags, opening.any(), gate_later_any)
+        # An output is high once the offset has passed its start and not yet its stop, which
+        # also keeps an empty one (start >= stop) low without comparing the two.
+        for k in range(p.n_outputs):
+            passed, at_zero = [], []
+            for name in ("start", "stop"):
+                flag = Signal(name=f"output{k}_past_{name}")
+                is_zero, early, ahead = threshold(f"output{k}_{name}", latch(
+                    getattr(config.outputs[k], name), f"output{k}_{name}"), output_ahead)
+                m.d.sync += flag.eq(Mux(strobe_flags, early, ahead | flag))
+                passed.append(flag)
+                at_zero.append(is_zero)
+            m.d.comb += self.trig[k].eq(Mux(strobe_flags, at_zero[0] & ~at_zero[1],
+                                            st_attempt & passed[0] & ~passed[1]))
 
         # -- clicks ---------------------------------------------------------------------------
-        clicks_prev = Signal(nc)
+        # A click counts when the run is active and the channel's holdoff has run out: one
+        # LUT from the inputs and registers.
+        clicks_prev = Signal(nc, reset_less=True)
         m.d.sync += clicks_prev.eq(self.clicks)
         edges = Signal(nc)
         m.d.comb += edges.eq(self.clicks & ~clicks_prev)
-
-        # Windows and outputs: level flags set when the next offset reaches the start and
-        # cleared when it reaches the end; recomputed at every go.
-        gate = Signal(nw)
-        for w in range(nw):
-            window = config.windows[w]
-            start_m1, start_zero = threshold(f"window{w}_start", window.start)
-            end_m1, end_zero = threshold(f"window{w}_end", window.start + window.length)
-            inside = Signal(name=f"window{w}_inside")
-            at_start, at_end = next_is(start_m1, start_zero), next_is(end_m1, end_zero)
-            m.d.sync += inside.eq((at_start | (inside & ~go)) & ~at_end)
-            m.d.comb += gate[w].eq(st_attempt & inside)
-        m.d.comb += self.gate.eq(gate)
-        for k in range(p.n_outputs):
-            output = config.outputs[k]
-            start_m1, start_zero = threshold(f"output{k}_start", output.start)
-            stop_m1, stop_zero = threshold(f"output{k}_stop", output.stop)
-            nonempty = Signal(name=f"output{k}_nonempty")
-            with m.If(start_accept):
-                m.d.sync += nonempty.eq(output.start < output.stop)
-            inside = Signal(name=f"output{k}_inside")
-            at_start, at_stop = next_is(start_m1, start_zero), next_is(stop_m1, stop_zero)
-            m.d.sync += inside.eq((at_start | (inside & ~go)) & ~at_stop)
-            m.d.comb += self.trig[k].eq(st_attempt & inside & nonempty)
-        m.d.comb += self.attempt.eq(attempt_now)
-
         accept = Signal(nc)
         afterpulse = Signal(nc)
         for c in range(nc):
-            hold = Signal(ow, name=f"hold{c}")
+            hold = Signal(ow, name=f"hold{c}", reset_less=True)
             hold_zero = Signal(name=f"hold{c}_zero", init=1)
+            hold_ending = Signal(name=f"hold{c}_ending")     # hold <= 1
             m.d.comb += [
                 afterpulse[c].eq(edges[c] & running & ~hold_zero),
                 accept[c].eq(edges[c] & running & hold_zero),
             ]
-            with m.If(start_accept):
-                m.d.sync += [hold.eq(0), hold_zero.eq(1)]
+            with m.If(~running):
+                m.d.sync += hold_zero.eq(1)
             with m.Elif(accept[c]):
-                m.d.sync += [hold.eq(holdoff), hold_zero.eq(holdoff_zero)]
-            with m.Else():
-                with m.If(~hold_zero):
-                    m.d.sync += hold.eq(hold - 1)
-                m.d.sync += hold_zero.eq(hold[1:] == 0)
+                m.d.sync += [hold.eq(holdoff), hold_ending.eq(holdoff_short),
+                             hold_zero.eq(holdoff_zero)]
+            with m.Elif(~hold_zero):
+                m.d.sync += [hold.eq(hold - 1), hold_ending.eq(hold <= 2),
+                             hold_zero.eq(hold_ending)]
 
         # Per-cell click class and first offset; cleared by the attempt strobe (offset 0),
-        # whose own clicks count: cls_next is what the table is looked up with.
-        cls = [Signal(2, name=f"cls{k}") for k in range(ncell)]
+        # whose own clicks count. `repeat` (registered) says a hit now is the cell's second.
+        cls = [Signal(2, name=f"cls{k}", reset_less=True) for k in range(ncell)]
         cls_next = [Signal(2, name=f"cls{k}_next") for k in range(ncell)]
-        first = [Signal(ow, name=f"first{k}") for k in range(ncell)]
+        first = [Signal(ow, name=f"first{k}", reset_less=True) for k in range(ncell)]
         second_click = Signal(ncell)
         for w in range(nw):
             for c in range(nc):
                 k = w * nc + c
                 hit = accept[c] & gate[w]
+                repeat = registered(f"repeat{k}", gate_later_next[w] & (cls_next[k] == 1))
                 m.d.comb += [
-                    second_click[k].eq(hit & (cls[k] == 1) & ~attempt_now),
+                    second_click[k].eq(accept[c] & repeat & ~strobe_flags),
                     cls_next[k].eq(Mux(attempt_now, hit,
                                        Mux(cls[k] == CLASS_MANY, CLASS_MANY, cls[k] + hit))),
                 ]
@@ -303,202 +461,233 @@ class HeraldCore(wiring.Component):
                 with m.Elif(hit & (cls[k] == 0)):
                     m.d.sync += first[k].eq(offset)
         pattern = Signal(p.table_addr_width)
-        pattern_next = Signal(p.table_addr_width)
-        m.d.comb += [pattern.eq(Cat(*cls)), pattern_next.eq(Cat(*cls_next))]
+        m.d.comb += pattern.eq(Cat(*cls))
 
         # -- decision table -----------------------------------------------------------------
-        # Two banks side by side in one memory row; a per-entry bit says which bank the
-        # newest write went to (fresh_now) and which one this run reads (fresh_run, taken at
-        # start). The lookup address is the next pattern, so the row, the bank bit and
-        # "pattern != 0" are all registered and describe the pattern of the previous cycle:
-        # at offset e + L they describe the complete pattern of offset e + 1.
+        # Two banks side by side in one row; a per-entry bit says which bank the newest write
+        # went to (fresh_now) and which one this run reads (fresh_run, as at start). The
+        # pattern is complete in cls_next at offset e: the row is read then and arrives at
+        # e + 2, registered twice. The run's bank bit of the entry is selected from fresh_run
+        # in two stages (within a group at e + 1, the group at e + 2); the outcome and what
+        # the decision does with it are registered at e + 3 = e + L.
+        assert L == 3, "the table lookup pipeline is built for HERALD_LATENCY = 3"
         tdepth = p.table_depth
         owd = p.outcome_width
-        table_mem = Memory(shape=2 * owd, depth=tdepth, init=[])
-        m.submodules.table = table_mem
-        write_port = table_mem.write_port(granularity=owd)
-        read_port = table_mem.read_port()
+        m.submodules.table = table = _TableMemory(p.table_addr_width, owd)
         fresh_now = Signal(tdepth)
         fresh_run = Signal(tdepth)
-        # A write issued in cycle t is booked in t + 1: if t was a start cycle it belongs to
-        # the run that started (it goes to that run's bank), otherwise to the next run (the
-        # other bank; a start in t + 1 takes it over). Booking is per entry and local: no
-        # entry's bit depends on the address beyond its own decoder output.
-        w1_addr = Signal.like(self.table.addr)
-        w1_data = Signal.like(self.table.data)
-        w1_en = Signal()
-        w1_started = Signal()
-        m.d.sync += [w1_addr.eq(self.table.addr), w1_data.eq(self.table.data),
-                     w1_en.eq(self.table.en), w1_started.eq(start_accept)]
-        booked = Signal(tdepth)
-        fresh_next = Signal(tdepth)
-        m.d.comb += [
-            booked.eq(Mux(w1_en & ~w1_started, 1, 0) << w1_addr),
-            fresh_next.eq((fresh_now & ~booked) | (~fresh_run & booked)),
-        ]
-        m.d.sync += fresh_now.eq(fresh_next)
-        with m.If(start_accept):
-            m.d.sync += fresh_run.eq(fresh_next)
-        # The physical write follows two cycles later, its bank found by a two-stage mux of
-        # fresh_run as booked in t + 1. Lookups that matter read the run's own bank, which a
-        # late write reaches only for a start-cycle write, long before the first decision.
         lo = p.table_addr_width // 2
         groups = tdepth >> lo
-        partial = Signal(groups)
-        w2_addr = Signal.like(w1_addr)
-        w2_data = Signal.like(w1_data)
+
+        # A write issued in cycle t is registered (w1), its entry predecoded into a group and
+        # an index (w2) and booked in t + 2. If a run starts in t or t + 1 the write belongs
+        # to it: it goes to that run's bank and is not booked (the run's banks are taken when
+        # it starts). Otherwise it belongs to the next run: it goes to the other bank, and
+        # the entry's bit says so from then on (a start in t + 3 takes it over). Booking is
+        # per entry and local: an entry's new bit is its own run bit, inverted.
+        w1_addr = Signal.like(self.table.addr, reset_less=True)
+        w1_data = Signal.like(self.table.data, reset_less=True)
+        w1_en = Signal()
+        w1_started = Signal()               # a run started in t
+        m.d.sync += [w1_addr.eq(self.table.addr), w1_data.eq(self.table.data),
+                     w1_en.eq(self.table.en), w1_started.eq(start_accept)]
+        w2_addr = Signal.like(w1_addr, reset_less=True)
+        w2_data = Signal.like(w1_data, reset_less=True)
         w2_en = Signal()
         w2_started = Signal()
+        w2_book = Signal()                  # a write to book, unless a run starts in t + 1
+        w2_group = Signal(groups, reset_less=True)
+        w2_index = Signal(1 << lo, reset_less=True)
         m.d.sync += [
-            partial.eq(Cat(fresh_run[j << lo:(j + 1) << lo].bit_select(w1_addr[:lo], 1)
-                           for j in range(groups))),
             w2_addr.eq(w1_addr), w2_data.eq(w1_data), w2_en.eq(w1_en),
             w2_started.eq(w1_started),
+            w2_book.eq(w1_en & ~w1_started),
+            w2_group.eq(Mux(w1_en & ~w1_started, 1, 0) << w1_addr[lo:]),
+            w2_index.eq(1 << w1_addr[:lo]),
         ]
-        w3_addr = Signal.like(w1_addr)
-        w3_data = Signal.like(w1_data)
+        started = w2_started | stage[0]     # a run started in t or t + 1
+        booked_group = Signal(groups)
+        m.d.comb += booked_group.eq(Mux(stage[0], 0, w2_group))
+        with m.If(w2_book):
+            booked = Cat(w2_index & booked_group[j].replicate(1 << lo) for j in range(groups))
+            m.d.sync += fresh_now.eq((fresh_now & ~booked) | (~fresh_run & booked))
+            with m.If(~running):
+                m.d.sync += fresh_run.eq((fresh_now & ~booked) | (~fresh_run & booked))
+        with m.Elif(~running):              # so, at the start: the run's banks
+            m.d.sync += fresh_run.eq(fresh_now)
+        # The bank is found by a two-stage mux of fresh_run as in t + 2; the physical write
+        # follows in t + 4. Lookups that matter read the run's own bank, which a late write
+        # reaches only for a write in the start cycle or the one before, long before the
+        # first decision (K + 1 cycles after the start at the earliest).
+        partial = Signal(groups, reset_less=True)
+        w3_addr = Signal.like(w1_addr, reset_less=True)
+        w3_data = Signal.like(w1_data, reset_less=True)
         w3_en = Signal()
-        w3_bank = Signal()
+        w3_started = Signal()
+        m.d.sync += [w3_addr.eq(w2_addr), w3_data.eq(w2_data), w3_en.eq(w2_en),
+                     w3_started.eq(started)]
+        with m.If(w2_en):
+            m.d.sync += partial.eq(Cat((fresh_run[j << lo:(j + 1) << lo] & w2_index).any()
+                                       for j in range(groups)))
+        w4_addr = Signal.like(w1_addr, reset_less=True)
+        w4_data = Signal.like(w1_data, reset_less=True)
+        w4_en = Signal()
+        w4_bank = Signal()
         m.d.sync += [
-            w3_bank.eq(partial.bit_select(w2_addr[lo:], 1) ^ ~w2_started),
-            w3_addr.eq(w2_addr), w3_data.eq(w2_data), w3_en.eq(w2_en),
+            w4_bank.eq(partial.bit_select(w3_addr[lo:], 1) ^ ~w3_started),
+            w4_addr.eq(w3_addr), w4_data.eq(w3_data), w4_en.eq(w3_en),
         ]
         m.d.comb += [
-            write_port.addr.eq(w3_addr),
-            write_port.data.eq(Cat(w3_data, w3_data)),
-            write_port.en.eq(Mux(w3_bank, 0b10, 0b01) & w3_en.replicate(2)),
-            read_port.addr.eq(pattern_next),
+            table.write_addr.eq(w4_addr),
+            table.write_data.eq(w4_data),
+            table.write_en.eq(Mux(w4_bank, 0b10, 0b01) & w4_en.replicate(2)),
+            table.read_addr.eq(Cat(*cls_next)),
         ]
-        row = Signal(2 * owd)
+        # The bank bit's mux has its own registers of the pattern: the index within a group
+        # one-hot, the group binary, so that the classes' registers keep few loads.
+        pattern_next = Cat(*cls_next)
+        lookup_index = registered("lookup_index", 1 << pattern_next[:lo], shape=1 << lo,
+                                  reset_less=True)
+        lookup_group = registered("lookup_group", pattern_next[lo:], shape=lo, reset_less=True)
+        # Only the lookup at e + 1, the first offset past every window, matters.
+        bank_partial = Signal(groups, reset_less=True)
+        with m.If(ended.all() & ~all_ended[0]):
+            m.d.sync += bank_partial.eq(Cat((fresh_run[j << lo:(j + 1) << lo] & lookup_index)
+                                            .any() for j in range(groups)))
         read_bank = Signal()
-        pattern_nonzero = Signal()
-        m.d.sync += [
-            row.eq(read_port.data),
-            read_bank.eq(fresh_run.bit_select(pattern, 1)),
-            pattern_nonzero.eq(pattern != 0),
-        ]
-        table_out = Signal(owd)
-        m.d.comb += table_out.eq(Mux(read_bank, row[owd:], row[:owd]))
+        m.d.comb += read_bank.eq(bank_partial.bit_select(lookup_group, 1))
+        pattern_nonzero = registered("pattern_nonzero", pattern != 0)
+        row = table.read_data
+        looked_up = Signal(owd)
+        m.d.comb += looked_up.eq(Mux(read_bank, row[owd:], row[:owd]))
+        table_out = Signal(owd, reset_less=True)
+        m.d.sync += table_out.eq(looked_up)
+        table_hit = registered("table_hit", looked_up != 0)
+        record_due = registered("record_due", (looked_up != 0) | (diagnostic & pattern_nonzero))
 
-        decide_flag = Signal()
-        m.d.sync += decide_flag.eq(next_is(decide_m1, 0))
-        decide = Signal()
+        # -- decision and end of run ------------------------------------------------------------
+        # Registered: this cycle holds the decision (unless a stop comes with it), and what
+        # it does besides heralding.
+        decision = registered("decision", decision_next)
+        decision_halts = registered("decision_halts", decision_next & stop_on_herald)
+        decision_last = registered("decision_last", decision_next & last_attempt)
+        # The run ends here for a reason known a cycle ahead (or a herald, or a stop).
+        end_known = registered("end_known", (decision_next & last_attempt)
+                               | (running & end_timeout_next))
         herald = Signal()
-        diag = Signal()
+        push_attempt = Signal()
+        end_herald = Signal()
+        end_due = Signal()
         m.d.comb += [
-            decide.eq(st_attempt & decide_flag & ~stop_now),
-            herald.eq(decide & (table_out != 0)),
-            diag.eq(decide & (table_out == 0) & diagnostic & pattern_nonzero),
+            herald.eq(decision & table_hit & ~self.stop),
+            push_attempt.eq(decision & record_due & ~self.stop),
+            end_herald.eq(decision_halts & table_hit),
+            end_due.eq(end_herald | end_known | quick_timeout),
+            done.eq(stop_now | end_due),
             self.herald.eq(herald),
             self.outcome.eq(Mux(herald, table_out, 0)),
         ]
-
-        # -- end of run -----------------------------------------------------------------------
-        end_stop = stop_now
-        end_herald = herald & stop_on_herald
-        end_max = decide & ~attempts_ok
-        end_timeout = running & timed_out
-        done = Signal()
-        m.d.comb += done.eq(end_stop | end_herald | end_max | end_timeout)
-        with m.If(end_stop):
+        with m.If(stop_now):
             m.d.comb += self.reason.eq(Reason.STOPPED)
         with m.Elif(end_herald):
             m.d.comb += self.reason.eq(Reason.HERALD)
-        with m.Elif(end_max):
+        with m.Elif(decision_last):
             m.d.comb += self.reason.eq(Reason.MAX_ATTEMPTS)
         with m.Else():
             m.d.comb += self.reason.eq(Reason.TIMEOUT)
-        m.d.comb += self.done.eq(done)
 
-        # go needs no `done`: a timeout never coincides with an allowed go (deadline_ok is
-        # low from s + T - e - L - 1 on), nor does MAX_ATTEMPTS (attempts_ok is low); only a
-        # stop and a herald under stop_on_herald (in the slot's last cycle) must veto it.
-        eligible = Signal()
-        m.d.comb += [
-            eligible.eq(((st_wait | (slot_end & ~batch_hit)) & self.ready)
-                        | (st_recal & self.ready & ~ready_prev)),
-            go.eq(eligible & deadline_ok & attempts_ok & ~self.stop
-                  & ~(stop_on_herald & st_attempt & decide_flag & (table_out != 0))),
-        ]
-
-        with m.If(start_accept):
-            m.d.sync += [running.eq(1), st_wait.eq(0), st_attempt.eq(0), st_recal.eq(0)]
-        with m.Elif(done):
-            m.d.sync += [running.eq(0), st_wait.eq(0), st_attempt.eq(0), st_recal.eq(0)]
-        with m.Else():
-            m.d.sync += [
-                st_attempt.eq(go | (st_attempt & ~slot_end_flag)),
-                st_wait.eq(~go & (st_wait | (slot_end & ~batch_hit) | (arm & running))),
-                st_recal.eq(~go & (st_recal | (slot_end & batch_hit))),
-            ]
-        with m.If(start_accept):
-            m.d.sync += batch_left.eq(config.batch)
-        with m.Elif(slot_end & batch_hit):
-            m.d.sync += batch_left.eq(batch)
-        with m.Elif(attempt_now):
-            m.d.sync += batch_left.eq(batch_left - 1)
-        m.d.comb += self.recal.eq(st_recal)
+        # go: ready (a level, or a rising edge after a batch) where the scheduler is eligible
+        # and the deadline allows it, registered from the next values. A timeout never
+        # coincides with an allowed go; a stop vetoes it directly, as does a decision that
+        # ends the run in the slot's last cycle.
+        go_level = registered("go_level", (st_wait_next | (slot_next & ~batch_hit))
+                              & deadline_ok)
+        go_rise = registered("go_rise", st_recal_next & deadline_ok)
+        m.d.comb += go.eq(self.ready & ~self.stop & (
+            (go_level & ~end_herald & ~decision_last) | (go_rise & ~ready_prev)))
 
         # -- counters -------------------------------------------------------------------------
-        # Each counter adds the previous cycle's registered increment; the port shows that
-        # sum (the register's next value), so it is exact without a wide adder after `go`.
-        counters = self.counters
-        start_q = stage[0]                  # the start, one cycle later
+        # A counter shows the events of the cycles before; the start clears it. A late event
+        # is registered first and the port adds it: port = held + event of the cycle before.
+        def count(event, port):
+            increment = Signal(len(event), reset_less=True)
+            held = Signal(cw, reset_less=True)
+            m.d.sync += [increment.eq(event), held.eq(Mux(start_accept, 0, held + increment))]
+            m.d.comb += port.eq(held + increment)
 
-        def count(port, increment, name=None):
-            """``increment`` is registered here unless ``name`` is None (already registered).
-            Returns the counter as it stood in the previous cycle."""
-            inc_q = increment
-            if name is not None:
-                inc_q = Signal(len(increment), name=f"{name}_inc")
-                m.d.sync += inc_q.eq(increment)
-            held = Signal(cw, name=f"{name or 'attempts'}_held")
-            m.d.comb += port.eq(Mux(start_q, inc_q, held + inc_q))
-            m.d.sync += held.eq(port)
-            return held
-
-        attempts_before = count(counters.attempts, attempt_now)   # go, one cycle later
-        count(counters.cycles, running, "cycles")
+        # Attempts count the strobe's own cycle: a register of the strobes before, plus it.
+        m.d.sync += attempts_before.eq(Mux(start_accept, 0, attempts_before + attempt_now))
+        m.d.comb += counters.attempts.eq(attempts_before + attempt_now)
+        cycles = Signal(cw, reset_less=True)        # t - s - 1 while running
+        m.d.sync += cycles.eq(Mux(start_accept, 0, cycles + running))
+        m.d.comb += counters.cycles.eq(cycles)
         for o in range(p.n_outcomes):
-            count(counters.heralds[o], herald & (table_out == o + 1), f"heralds{o}")
-        any_gate = gate.any()
+            count(herald & (table_out == o + 1), counters.heralds[o])
         for c in range(nc):
-            count(counters.clicks_in_window[c], accept[c] & any_gate, f"in_window{c}")
-            count(counters.clicks_out_of_window[c], accept[c] & ~any_gate, f"out_of_window{c}")
-            count(counters.afterpulses[c], afterpulse[c], f"afterpulses{c}")
+            count(accept[c] & any_gate, counters.clicks_in_window[c])
+            count(accept[c] & ~any_gate, counters.clicks_out_of_window[c])
+            count(afterpulse[c], counters.afterpulses[c])
             for w in range(nw):
-                count(counters.multi_clicks[w][c], second_click[w * nc + c], f"multi{w}_{c}")
+                count(second_click[w * nc + c], counters.multi_clicks[w][c])
 
-        # Run-relative time and the current attempt's index and start, for the records.
-        elapsed = Signal(cw)                # t - s
-        with m.If(start_accept):
-            m.d.sync += elapsed.eq(1)
-        with m.Elif(running):
-            m.d.sync += elapsed.eq(elapsed + 1)
-        attempt_index = Signal(cw)
-        attempt_start = Signal(cw)
-        with m.If(attempt_now):
-            m.d.sync += [attempt_index.eq(attempts_before), attempt_start.eq(elapsed)]
+        # The current attempt's start, t - s of its strobe x, taken from cycles (t - s - 1)
+        # in x + 1.
+        attempt_start = Signal(cw, reset_less=True)
+        with m.If(registered("attempt_started", attempt_now)):
+            m.d.sync += attempt_start.eq(cycles)
 
-        # -- event records: produced at the decision and at the end, queued two deep ---------
-        seq = Signal(p.seq_width)
-        seq_plus_1 = Signal(p.seq_width, init=1)
-        push_attempt = Signal()
+        # -- event records --------------------------------------------------------------------
+        # Records are produced at the decision and at done and queued two deep in a ring of
+        # two slots. The bookkeeping (level, head, drops) follows the late inputs in the
+        # producing cycle; the records are written into their slots one cycle later, with
+        # enables and selects that are registers, from registers that still hold them then.
+        # So a record can leave from RECORD_LATENCY = 2 cycles after its production.
+        assert RECORD_LATENCY == 2, "the record queue is built for RECORD_LATENCY = 2"
         n_push = Signal(2)
+        m.d.comb += n_push.eq(push_attempt + done)
+        level = Signal(range(3))            # records queued, offered or not yet
+        head = Signal()                     # the slot of the oldest
+        offered = Signal()                  # the oldest can leave: produced two cycles ago
+        pop = Signal()
+        remaining = Signal(range(3))
+        accepted = Signal(2)
         m.d.comb += [
-            push_attempt.eq(herald | diag),
-            n_push.eq(push_attempt + done),
+            self.events.valid.eq(offered),
+            pop.eq(offered & self.events.ready),
+            remaining.eq(level - pop),
+            accepted.eq(Mux(remaining == 0, n_push, Mux(remaining == 1, n_push != 0, 0))),
         ]
-        with m.If(n_push != 0):
-            m.d.sync += [seq.eq(seq + n_push), seq_plus_1.eq(seq_plus_1 + n_push)]
+        head_next = head ^ pop
+        first_slot = head_next ^ remaining[0]       # where the first accepted record goes
+        m.d.sync += [
+            level.eq(remaining + accepted),
+            head.eq(head_next),
+            offered.eq(remaining != 0),     # the oldest after this cycle is an older record
+        ]
+        count(n_push - accepted, counters.dropped_records)
+
+        write = Signal(2)                   # slot j is written in this cycle ...
+        write_end = Signal(2)               # ... with the END record, else the attempt's
+        for j in range(2):
+            is_first = first_slot == j
+            m.d.sync += [
+                write[j].eq(Mux(is_first, accepted != 0, accepted == 2)),
+                write_end[j].eq(~is_first | ~push_attempt),
+            ]
+        # The sequence number follows one cycle behind too: it is the first written record's.
+        pushed = registered("pushed", n_push, shape=2)
+        pushed_attempt = registered("pushed_attempt", push_attempt)
+        reason = registered("end_reason", self.reason, shape=Reason)
+        seq = Signal(p.seq_width)
+        m.d.sync += seq.eq(seq + pushed)
 
         def load_attempt(slot):
             m.d.sync += [
                 slot.seq.eq(seq),
-                slot.kind.eq(Mux(herald, RecordKind.HERALD, RecordKind.DIAGNOSTIC)),
+                slot.kind.eq(Mux(table_hit, RecordKind.HERALD, RecordKind.DIAGNOSTIC)),
                 slot.reason.eq(Reason.HERALD),
-                slot.outcome.eq(self.outcome),
-                slot.attempt.eq(attempt_index),
+                slot.outcome.eq(table_out),
+                slot.attempt.eq(attempts_before - 1),
                 slot.start.eq(attempt_start),
             ]
             for w in range(nw):
@@ -508,47 +697,23 @@ class HeraldCore(wiring.Component):
 
         def load_end(slot):
             m.d.sync += [
-                slot.seq.eq(Mux(push_attempt, seq_plus_1, seq)),
+                slot.seq.eq(seq + pushed_attempt),
                 slot.kind.eq(RecordKind.END),
-                slot.reason.eq(self.reason),
+                slot.reason.eq(reason),
                 slot.outcome.eq(0),
-                slot.attempt.eq(counters.attempts),
-                slot.start.eq(elapsed),
+                slot.attempt.eq(attempts_before),
+                slot.start.eq(cycles),      # E - s, one cycle after the end
                 slot.cells.as_value().eq(0),
             ]
 
-        def load_first_push(slot):
-            with m.If(push_attempt):
-                load_attempt(slot)
-            with m.Elif(done):
-                load_end(slot)
-
-        slots = [Signal(p.record_layout(), name=f"queue{i}") for i in range(2)]
-        level = Signal(range(3))
-        pop = Signal()
-        m.d.comb += [
-            self.events.valid.eq(level != 0),
-            self.events.payload.eq(slots[0]),
-            pop.eq(self.events.valid & self.events.ready),
-        ]
-        remaining = Signal(range(3))
-        m.d.comb += remaining.eq(level - pop)
-        accepted = Signal(2)
-        with m.Switch(remaining):
-            with m.Case(0):
-                m.d.comb += accepted.eq(n_push)
-                load_first_push(slots[0])
-                with m.If(push_attempt & done):
-                    load_end(slots[1])
-            with m.Case(1):
-                m.d.comb += accepted.eq(Mux(n_push != 0, 1, 0))
-                with m.If(pop):
-                    m.d.sync += slots[0].eq(slots[1])
-                load_first_push(slots[1])
-            with m.Case(2):
-                m.d.comb += accepted.eq(0)
-        with m.If(pop | (n_push != 0)):
-            m.d.sync += level.eq(remaining + accepted)
-        count(counters.dropped_records, n_push - accepted, "dropped")
+        slots = [Signal(p.record_layout(), name=f"queue{i}", reset_less=True)
+                 for i in range(2)]
+        for j in range(2):
+            with m.If(write[j]):
+                with m.If(write_end[j]):
+                    load_end(slots[j])
+                with m.Else():
+                    load_attempt(slots[j])
+        m.d.comb += self.events.payload.eq(Mux(head, slots[1], slots[0]))
 
         return m

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from amaranth.lib import data, enum
 
 __all__ = ["Reason", "RecordKind", "CoreParameters", "HERALD_LATENCY", "START_LATENCY",
-           "STOP_LATENCY", "RUN_START_LATENCY", "MAX_TABLE_ADDR_WIDTH",
+           "STOP_LATENCY", "RUN_START_LATENCY", "RECORD_LATENCY", "MAX_TABLE_ADDR_WIDTH",
            "CLASS_NONE", "CLASS_ONE", "CLASS_MANY",
            "flatten_layout"]
 
@@ -29,8 +29,9 @@ class RecordKind(enum.Enum, shape=2):
     END = 3
 
 
-#: Cycles from an attempt's last in-window offset ``e`` to its ``herald`` strobe.
-HERALD_LATENCY = 2
+#: Cycles from an attempt's last in-window offset ``e`` to its ``herald`` strobe: the click
+#: pattern is complete at e, the table row arrives registered twice, the decision registered.
+HERALD_LATENCY = 3
 #: Cycles from the cycle in which ``ready`` is sampled (run start, or ``ready`` high/rising)
 #: to the ``attempt`` strobe.
 START_LATENCY = 1
@@ -39,8 +40,12 @@ STOP_LATENCY = 0
 #: Cycles from the accepted ``start`` (cycle s) to the first cycle in which the scheduler may
 #: start an attempt: ``ready`` is first sampled in s + RUN_START_LATENCY, so the earliest
 #: attempt is at s + RUN_START_LATENCY + START_LATENCY. The core derives its per-run constants
-#: (window ends, e, the deadline slack) from the latched configuration in these cycles.
+#: (window ends, the deadline's bounds) from the latched configuration in these cycles.
 RUN_START_LATENCY = 4
+#: Cycles from the cycle that produces an event record (a decision, or ``done``) to the first
+#: cycle in which it can be transferred on ``events``. Whether it finds room in the queue is
+#: decided in the producing cycle, after that cycle's transfer.
+RECORD_LATENCY = 2
 #: Widest decision-table address: 2 bits per window x channel. The table is double-buffered
 #: per entry with one bank-select flip-flop pair per entry, so it is kept to 256 entries.
 MAX_TABLE_ADDR_WIDTH = 8

@@ -21,13 +21,17 @@ Semantics (mirrors the README's timing contract)
   its offset.
 * The decision for an attempt happens at offset ``e + L``; a ``stop`` in that cycle or
   earlier suppresses it.
+* Records are produced at the decision and at the end; one produced in cycle ``c`` finds
+  room in the two-record queue after the transfer of cycle ``c`` (if any), or is dropped,
+  and can be transferred from ``c + RECORD_LATENCY`` on.
 """
 
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
-from ..gateware.layouts import (CLASS_MANY, CLASS_NONE, HERALD_LATENCY, RUN_START_LATENCY,
-                                CoreParameters, Reason, RecordKind, flatten_layout)
+from ..gateware.layouts import (CLASS_MANY, CLASS_NONE, HERALD_LATENCY, RECORD_LATENCY,
+                                RUN_START_LATENCY, CoreParameters, Reason, RecordKind,
+                                flatten_layout)
 
 __all__ = ["CoreConfig", "Record", "RunResult", "Trace", "HeraldCoreModel",
            "last_window_offset"]
@@ -213,7 +217,7 @@ class HeraldCoreModel:
         self.params = params
         self.events_ready = events_ready or Trace.constant(True)
         self.seq = 0
-        self.queue = []            # records waiting to be transferred
+        self.queue = []            # (production cycle, record) waiting to be transferred
         self.queue_time = 0        # cycle at which self.queue describes the queue's state
         self.transferred = []      # (cycle, Record) accepted by the stream sink
         self.produced = []         # every Record produced (transferred or dropped)
@@ -221,30 +225,29 @@ class HeraldCoreModel:
 
     # -- record stream ----------------------------------------------------------------------
     def _advance_queue(self, until):
-        """Transfer queued records in cycles < until."""
+        """Transfer queued records in cycles < until; a record produced in cycle c can leave
+        from c + RECORD_LATENCY on."""
         t = self.queue_time
         while self.queue and t < until:
-            u = self.events_ready.next_high(t)
+            produced, record = self.queue[0]
+            u = self.events_ready.next_high(max(t, produced + RECORD_LATENCY))
             if u is None or u >= until:
                 break
-            self.transferred.append((u, self.queue.pop(0)))
+            self.transferred.append((u, record))
+            self.queue.pop(0)
             t = u + 1
         self.queue_time = max(until, self.queue_time)
 
     def _produce(self, cycle, records):
         """Records produced in ``cycle``; returns how many were dropped."""
-        self._advance_queue(cycle)
-        # Only a record queued before this cycle can leave in it; a record pushed now is
-        # offered from the next cycle on.
-        if self.queue and self.events_ready.level(cycle):
-            self.transferred.append((cycle, self.queue.pop(0)))
-        self.queue_time = cycle + 1
+        # The room a record finds is counted after this cycle's transfer.
+        self._advance_queue(cycle + 1)
         space = self.QUEUE_DEPTH - len(self.queue)
         dropped = 0
         for record in records:
             self.produced.append(record)
             if space > 0:
-                self.queue.append(record)
+                self.queue.append((cycle, record))
                 space -= 1
             else:
                 self.dropped.append(record)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..gateware.layouts import CoreParameters, Reason
+from ..gateware.layouts import HERALD_LATENCY, CoreParameters, Reason
 from .golden import CoreConfig, HeraldCoreModel, Record, Trace, last_window_offset
 
 __all__ = ["RunSpec", "Scenario", "Observed", "expect", "random_scenario", "scenario_inputs"]
@@ -169,7 +169,8 @@ def random_scenario(params, rng, *, n_runs=4, attempts_per_run=200, click_rate=0
                 windows.append((0, 0))
                 continue
             start = int(rng.integers(0, period - 6))
-            length = int(rng.integers(1, min(12, period - 2 - start - 1) + 1))
+            # e + L < period: start + length - 1 + L <= period - 1.
+            length = int(rng.integers(1, min(12, period - HERALD_LATENCY - start) + 1))
             windows.append((start, length))
         outputs = []
         for _ in range(params.n_outputs):

@@ -25,7 +25,7 @@ from heraldry.sim.scenario import (RunSpec, Scenario, counters_to_dict, expect,
 PARAMS = CoreParameters(**json.loads(os.environ.get("HERALDRY_CORE_PARAMS", "{}")))
 CLOCK_NS = 10
 START = 4           # cycle of the start strobe in single-run benches
-L = 2               # HeraldCore.latency, restated: the benches pin it down
+L = 3               # HeraldCore.latency, restated: the benches pin it down
 # Start cycle s to the first attempt with ready high: ready is first sampled in s + K.
 FIRST = RUN_START_LATENCY + START_LATENCY
 
@@ -232,7 +232,7 @@ async def trigger_outputs_and_gates(dut):
         assert attempt == int(o == 0), (t, attempt)
         assert gate == want_gate, (t, gate, want_gate)
         assert trig == want_trig, (t, trig, want_trig)
-    # The third attempt is cut by done at offset 9: its trig[2] (offset 11) never rises.
+    # The third attempt is cut by done at offset 10: its trig[2] (offset 11) never rises.
     assert bench.levels[attempts[2] + 11][2] == 0
 
 
@@ -286,8 +286,8 @@ async def single_click_rejects_double_clicks(dut):
     ])
     scenario.n_cycles = a[4] + 20
     observed = await bench.check(scenario)
-    assert observed.heralds == [(a[0] + 10, PSI_PLUS), (a[1] + 10, PSI_MINUS),
-                                (a[4] + 10, PSI_PLUS)]
+    assert observed.heralds == [(a[0] + 11, PSI_PLUS), (a[1] + 11, PSI_MINUS),
+                                (a[4] + 11, PSI_PLUS)]
     kinds = [(r.kind, r.attempt) for r in observed.records]
     assert kinds == [(RecordKind.HERALD, 0), (RecordKind.HERALD, 1),
                      (RecordKind.DIAGNOSTIC, 2), (RecordKind.DIAGNOSTIC, 3),
@@ -332,11 +332,11 @@ async def stop_on_herald_ends_at_the_herald(dut):
     scenario.n_cycles = a[2] + 120
     observed = await bench.check(scenario, trace_levels=True)
     assert observed.attempts == a
-    assert observed.heralds == [(a[2] + 10, PSI_PLUS)]
-    assert observed.dones == [(a[2] + 10, Reason.HERALD)]
-    assert [lv[3] for lv in bench.levels[a[2] + 10: a[2] + 12]] == [1, 0]
+    assert observed.heralds == [(a[2] + 11, PSI_PLUS)]
+    assert observed.dones == [(a[2] + 11, Reason.HERALD)]
+    assert [lv[3] for lv in bench.levels[a[2] + 11: a[2] + 13]] == [1, 0]
     assert observed.records[-1] == Record(1, RecordKind.END, Reason.HERALD, 0, 3,
-                                          a[2] + 10 - s, cells(PARAMS))
+                                          a[2] + 11 - s, cells(PARAMS))
 
 
 @cocotb.test()
@@ -348,9 +348,9 @@ async def timeout_deadline(dut):
     windows = ((5, 4),)
     writes = table_writes(SingleClick().compile(PARAMS))
     s1 = len(writes) + START
-    # Attempt 3 would decide at s1 + FIRST + 60 + 10: not before a timeout of FIRST + 70, but
-    # before one of FIRST + 71.
-    t1, t2 = FIRST + 70, FIRST + 71
+    # Attempt 3 would decide at s1 + FIRST + 60 + 11: not before a timeout of FIRST + 71, but
+    # before one of FIRST + 72.
+    t1, t2 = FIRST + 71, FIRST + 72
     runs = [RunSpec(s1, CoreConfig(period=20, windows=windows, timeout=t1)),
             RunSpec(s1 + 100, CoreConfig(period=20, windows=windows, timeout=t2))]
     scenario = Scenario(PARAMS, runs, writes, [], Trace.constant(True), Trace.constant(True),
@@ -374,8 +374,8 @@ async def max_attempts_with_herald_on_the_last(dut):
     scenario.clicks = [(a[2] + 5, B)]
     scenario.n_cycles = a[2] + 40
     observed = await bench.check(scenario)
-    assert observed.heralds == [(a[2] + 10, PSI_MINUS)]
-    assert observed.dones == [(a[2] + 10, Reason.MAX_ATTEMPTS)]
+    assert observed.heralds == [(a[2] + 11, PSI_MINUS)]
+    assert observed.dones == [(a[2] + 11, Reason.MAX_ATTEMPTS)]
     assert [(r.seq, r.kind) for r in observed.records] == [(0, RecordKind.HERALD),
                                                            (1, RecordKind.END)]
 
@@ -412,17 +412,17 @@ async def stop_cancels_the_attempt_in_flight(dut):
     s1 = len(writes) + START
     config = CoreConfig(period=20, windows=((5, 4),), diagnostic=True)
     s2 = s1 + 100
-    runs = [RunSpec(s1, config, stop=s1 + FIRST + 20 + 10),  # on attempt 1's decision cycle
+    runs = [RunSpec(s1, config, stop=s1 + FIRST + 20 + 11),  # on attempt 1's decision cycle
             RunSpec(s2, config, stop=s2 + FIRST + 7)]         # inside attempt 0's window
     clicks = [(s1 + FIRST + 20 + 6, A), (s2 + FIRST + 5, B)]
     scenario = Scenario(PARAMS, runs, writes, clicks, Trace.constant(True),
                         Trace.constant(True), s2 + 60)
     observed = await bench.check(scenario)
     assert observed.heralds == []
-    assert observed.dones == [(s1 + FIRST + 30, Reason.STOPPED),
+    assert observed.dones == [(s1 + FIRST + 31, Reason.STOPPED),
                               (s2 + FIRST + 7, Reason.STOPPED)]
     assert [(r.kind, r.attempt, r.start) for r in observed.records] == [
-        (RecordKind.END, 2, FIRST + 30), (RecordKind.END, 1, FIRST + 7)]
+        (RecordKind.END, 2, FIRST + 31), (RecordKind.END, 1, FIRST + 7)]
     assert observed.counters[1]["clicks_in_window"] == [0, 1]
 
 
@@ -490,7 +490,7 @@ async def four_channel_single_click(dut):
                               (a[4] + 4, 2), (a[4] + 6, 3), (a[5] + 8, 1)])
     scenario.n_cycles = a[5] + 30
     observed = await bench.check(scenario)
-    assert observed.heralds == [(a[0] + 9, 1), (a[1] + 9, 2), (a[2] + 9, 3), (a[3] + 9, 1)]
+    assert observed.heralds == [(a[0] + 10, 1), (a[1] + 10, 2), (a[2] + 10, 3), (a[3] + 10, 1)]
     assert observed.counters[0]["clicks_in_window"] == [1, 1, 2, 2]
     assert observed.counters[0]["clicks_out_of_window"] == [0, 1, 0, 0]
 

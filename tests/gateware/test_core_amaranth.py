@@ -3,11 +3,14 @@ limits) and random scenarios compared with the golden model."""
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment
+from amaranth.hdl import Fragment, Instance
 from amaranth.lib import stream
+from amaranth.sim import Simulator
 
 from heraldry.gateware import CoreParameters, HeraldCore, Reason, RecordKind
-from heraldry.gateware.layouts import RUN_START_LATENCY
+from heraldry.gateware.core import _TableMemory
+from heraldry.gateware.layouts import RECORD_LATENCY, RUN_START_LATENCY
+from heraldry.host.protocols import SingleClick
 from heraldry.sim.drivers import run_scenario_amaranth
 from heraldry.sim.golden import CoreConfig, Trace
 from heraldry.sim.scenario import RunSpec, Scenario, expect, random_scenario
@@ -31,9 +34,10 @@ def test_contract_port_names_and_layouts():
     counters = [name for name, _ in core.counters.shape()]
     assert counters == ["attempts", "heralds", "clicks_in_window", "clicks_out_of_window",
                         "multi_clicks", "afterpulses", "dropped_records", "cycles"]
-    assert HeraldCore.latency == 2 <= 3
+    assert HeraldCore.latency == 3
     assert HeraldCore.start_latency == 1 and HeraldCore.stop_latency == 0
     assert HeraldCore.run_start_latency == RUN_START_LATENCY == 4
+    assert HeraldCore.record_latency == RECORD_LATENCY == 2
     assert {r.name for r in Reason} == {"HERALD", "TIMEOUT", "MAX_ATTEMPTS", "STOPPED"}
     Fragment.get(core, None)
 
@@ -77,7 +81,7 @@ def test_ready_low_at_run_start_waits_for_level():
                         Trace.constant(True), 60)
     observed = run_scenario_amaranth(scenario)
     assert observed.attempts == [21, 31]
-    assert observed.dones == [(31 + 3 + 2, Reason.MAX_ATTEMPTS)]
+    assert observed.dones == [(31 + 3 + 3, Reason.MAX_ATTEMPTS)]      # e = 3, L = 3
     assert observed.records[-1].kind == RecordKind.END
     observed.assert_equal(expect(scenario))
 
@@ -92,6 +96,120 @@ def test_start_while_running_is_ignored():
         expect(scenario)
     observed = run_scenario_amaranth(scenario)
     assert observed.dones == [(43, Reason.TIMEOUT)]
-    # From 3 + K + 1 every 10 cycles while x + e + L < 3 + 40 (e = 3, L = 2): x <= 37.
+    # From 3 + K + 1 every 10 cycles while x + e + L < 3 + 40 (e = 3, L = 3): x <= 36.
     first = 3 + RUN_START_LATENCY + 1
-    assert observed.attempts == list(range(first, 38, 10)) == [8, 18, 28]
+    assert observed.attempts == list(range(first, 37, 10)) == [8, 18, 28]
+
+
+@pytest.mark.parametrize("timeout", [1, 2, 3])
+def test_shortest_timeouts(timeout):
+    """A run times out exactly `timeout` cycles after its start, even before any attempt."""
+    params = CoreParameters()
+    config = CoreConfig(period=10, windows=((2, 2),), timeout=timeout)
+    scenario = Scenario(params, [RunSpec(5, config)], [], [], Trace.constant(True),
+                        Trace.constant(True), 20)
+    observed = run_scenario_amaranth(scenario)
+    assert observed.dones == [(5 + timeout, Reason.TIMEOUT)]
+    assert observed.attempts == []
+    observed.assert_equal(expect(scenario))
+
+
+def test_table_writes_around_the_start():
+    """Writes up to the start cycle apply to the run, later ones wait for the next run; writes
+    in the cycles just before and after the start included."""
+    params = CoreParameters()
+    table = SingleClick().compile(params)
+    writes = [(1 + i, a, v) for i, (a, v) in enumerate((a, v) for a, v in enumerate(table) if v)]
+    s1 = len(writes) + 10
+    entry = 1                                   # window 0: one click on channel 0
+    writes += [(s1 - 2, entry, 3), (s1 - 1, entry, 2), (s1 + 1, entry, 3)]
+    s2 = s1 + 60
+    writes += [(s2, entry, 1), (s2 + 1, entry, 2)]
+    config = CoreConfig(period=12, windows=((2, 2),), max_attempts=2)
+    first = RUN_START_LATENCY + 1
+    clicks = [(s + first + 12 * k + 2, 0) for s in (s1, s2) for k in range(2)]
+    scenario = Scenario(params, [RunSpec(s1, config), RunSpec(s2, config)], sorted(writes),
+                        clicks, Trace.constant(True), Trace.constant(True), s2 + 50)
+    observed = run_scenario_amaranth(scenario)
+    observed.assert_equal(expect(scenario))
+    assert [o for _, o in observed.heralds] == [2, 2, 1, 1]
+
+
+def test_config_is_taken_in_the_start_cycle():
+    """The configuration on the port in the start cycle is the run's, whatever comes before
+    and after it; a record leaves RECORD_LATENCY = 2 cycles after its decision."""
+    params = CoreParameters()
+    dut = HeraldCore(params=params)
+    wanted = CoreConfig(period=10, windows=((2, 2),), max_attempts=1)
+    other = CoreConfig(period=7, windows=((1, 5),), max_attempts=3, timeout=9)
+    start = 4
+    seen = {"attempts": [], "dones": [], "valid": []}
+
+    async def testbench(ctx):
+        ctx.set(dut.ready, 1)
+        ctx.set(dut.events.ready, 1)
+        for t in range(40):
+            ctx.set(dut.config.as_value(), (wanted if t == start else other).pack(params))
+            ctx.set(dut.start, t == start)
+            if ctx.get(dut.attempt):
+                seen["attempts"].append(t)
+            if ctx.get(dut.done):
+                seen["dones"].append((t, Reason(ctx.get(dut.reason.as_value()))))
+            if ctx.get(dut.events.valid):
+                seen["valid"].append(t)
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    x = start + RUN_START_LATENCY + 1                   # 9
+    assert seen["attempts"] == [x] == [9]
+    assert seen["dones"] == [(x + 3 + 3, Reason.MAX_ATTEMPTS)] == [(15, Reason.MAX_ATTEMPTS)]
+    assert seen["valid"] == [15 + 2]                    # the END record, stream always ready
+
+
+def test_ecp5_table_read_uses_the_block_ram_output_register():
+    """On ECP5 the table is a DP16KD whose read port is registered inside the block RAM."""
+    class ECP5:
+        family = "ecp5"
+
+    fragment = Fragment.get(_TableMemory(8, 2), ECP5())
+    rams = [sub for sub, _, _ in fragment.subfragments if isinstance(sub, Instance)]
+    assert len(rams) == 1 and rams[0].type == "DP16KD"
+    params = rams[0].parameters
+    assert params["REGMODE_B"] == "OUTREG" and params["DATA_WIDTH_B"] == 18
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (4, 1), (1, 4)])
+def test_windows_and_outputs_at_the_first_offsets(shape):
+    """Windows and outputs starting and ending at offsets 0 .. 3 (offset 0 being the attempt
+    strobe's own cycle), clicks at offsets 0 .. 4, herald ends included."""
+    channels, windows = shape
+    params = CoreParameters(n_channels=channels, n_windows=windows, n_outputs=2)
+    table = SingleClick().compile(params)
+    writes = [(1 + i, a, v) for i, (a, v) in enumerate((a, v) for a, v in enumerate(table) if v)]
+    rng = np.random.default_rng(sum(shape))
+    runs, clicks, t = [], [], len(writes) + 5
+    for first_window in ((0, 1), (0, 2), (1, 1), (1, 2), (2, 1), (0, 0)):
+        for stop_on_herald in (False, True):
+            spans = [first_window] + [(int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+                                      for _ in range(windows - 1)]
+            outputs = ((0, 1), (int(rng.integers(0, 3)), int(rng.integers(0, 4))))
+            config = CoreConfig(period=8, windows=tuple(spans), outputs=outputs,
+                                max_attempts=6, stop_on_herald=stop_on_herald)
+            x = t + RUN_START_LATENCY + 1
+            for k in range(6):
+                for offset in (0, 1, 2, 4):
+                    if rng.random() < 0.3:
+                        clicks.append((x + 8 * k + offset, int(rng.integers(0, channels))))
+            runs.append(RunSpec(t, config))
+            t += RUN_START_LATENCY + 1 + 6 * 8 + 5
+    clicks = sorted(set(clicks))
+    clicks = [(c, ch) for i, (c, ch) in enumerate(clicks)
+              if not any(c2 == c - 1 and ch2 == ch for c2, ch2 in clicks[:i])]
+    scenario = Scenario(params, runs, writes, clicks, Trace.constant(True),
+                        Trace.constant(True), t + 10)
+    observed = run_scenario_amaranth(scenario)
+    observed.assert_equal(expect(scenario), f"shape {shape}")
+    assert observed.heralds, "the scenario must herald"

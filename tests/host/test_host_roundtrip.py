@@ -43,7 +43,7 @@ def test_identify(sim):
     ctl, _ = sim
     info = ctl.identify()
     assert (info.n_channels, info.n_windows, info.n_outputs) == (2, 2, 4)
-    assert info.clk_freq == 100_000_000 and info.herald_latency == 2
+    assert info.clk_freq == 100_000_000 and info.herald_latency == 3
     assert info.count_width == 48 and info.table_depth == 256
     assert info.frontend_latency == 0
 

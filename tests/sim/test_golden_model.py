@@ -3,8 +3,8 @@ the cycle-exact benches in tests/gateware)."""
 
 import pytest
 
-from heraldry.gateware.layouts import (HERALD_LATENCY, RUN_START_LATENCY, CoreParameters, Reason,
-                                       RecordKind)
+from heraldry.gateware.layouts import (HERALD_LATENCY, RECORD_LATENCY, RUN_START_LATENCY,
+                                       CoreParameters, Reason, RecordKind)
 from heraldry.host.protocols import SingleClick
 from heraldry.sim.golden import CoreConfig, HeraldCoreModel, Record, Trace
 
@@ -40,7 +40,7 @@ def test_config_and_record_pack_through_the_layouts():
 
 def test_queue_holds_two_records_and_counts_drops():
     """Two records fit while the stream is blocked; the third is dropped and counted; a
-    record pushed in a cycle cannot leave in that same cycle."""
+    record produced in cycle c can leave from c + RECORD_LATENCY (2) on."""
     params = CoreParameters()
     table = SingleClick().compile(params)
     blocked_until = 200
@@ -56,7 +56,9 @@ def test_queue_holds_two_records_and_counts_drops():
     assert [(t, r.seq) for t, r in transferred] == [(200, 0), (201, 1)]
     model2 = HeraldCoreModel(params, Trace.constant(True))
     model2.run(config, table, 0, clicks[:1], Trace.constant(True))
-    assert model2.drain(100)[0] == (x0 + d + 1, model2.produced[0])   # pushed at x0 + d
+    # Produced at x0 + d, offered two cycles later.
+    assert RECORD_LATENCY == 2
+    assert model2.drain(100)[0] == (x0 + d + 2, model2.produced[0])
 
 
 def test_run_that_never_ends_is_rejected():
@@ -65,3 +67,23 @@ def test_run_that_never_ends_is_rejected():
     with pytest.raises(ValueError, match="run never ends"):
         model.run(CoreConfig(period=10, windows=((2, 2),)), [0] * params.table_depth, 0, [],
                   Trace.constant(False))
+
+
+def test_room_is_counted_after_the_cycles_transfer():
+    """A record produced while the queue is full finds room if the oldest leaves in that
+    same cycle, and leaves itself RECORD_LATENCY cycles after its production."""
+    params = CoreParameters()
+    table = SingleClick().compile(params)
+    config = CoreConfig(period=10, windows=((2, 2),), max_attempts=3)
+    x0 = RUN_START_LATENCY + 1
+    d = 3 + HERALD_LATENCY
+    clicks = [(x0 + 10 * k + 2, 0) for k in range(3)]
+    heralds = [x0 + 10 * k + d for k in range(3)]        # the third also ends the run
+    # Blocked until the third decision: both earlier records wait, then one leaves in the
+    # third decision's cycle, so its herald record is kept and the END record is dropped.
+    model = HeraldCoreModel(params, Trace([heralds[2]], initial=False))
+    result = model.run(config, table, 0, clicks, Trace.constant(True))
+    assert result.counters["dropped_records"] == 1
+    transferred = model.drain(heralds[2] + 10)
+    assert [(t, r.seq) for t, r in transferred] == [
+        (heralds[2], 0), (heralds[2] + 1, 1), (heralds[2] + RECORD_LATENCY, 2)]
