@@ -69,12 +69,12 @@ def test_window_outside_period():
 
 
 def test_decision_must_precede_next_attempt():
-    # Last window ends at cycle 48 (49 - 1); 48 + L(2) = 50 is not < period 50.
-    error = check(Config(period_ns=500, windows_ns=[(390, 100)]), "windows_ns",
-                  ["herald latency of 2", "cycle 50"])
-    assert error.value == [(390, 100)]
+    # Last window ends at cycle 47 (48 - 1); 47 + L(3) = 50 is not < period 50.
+    error = check(Config(period_ns=500, windows_ns=[(380, 100)]), "windows_ns",
+                  ["herald latency of 3", "cycle 50"])
+    assert error.value == [(380, 100)]
     # One cycle earlier fits.
-    Config(period_ns=500, windows_ns=[(380, 100)]).compile(DEV)
+    Config(period_ns=500, windows_ns=[(370, 100)]).compile(DEV)
 
 
 def test_register_ranges():
@@ -136,11 +136,11 @@ def test_windows_refer_to_the_pins():
     error = check(Config(period_ns=500, windows_ns=[(450, 50)]), "windows_ns[0]",
                   ["moved 4 cycles later"], dev=board)
     assert error.value == (450, 50)
-    # And against the decision: cycles 48, 49 in the core; 49 + L = 51 >= 50.
-    check(Config(period_ns=500, windows_ns=[(440, 20)]), "windows_ns",
-          ["moved 4 cycles later", "herald latency of 2"], dev=board)
-    # Cycles 46, 47: 47 + 2 < 50.
-    Config(period_ns=500, windows_ns=[(420, 20)]).compile(board)
+    # And against the decision: cycles 46, 47 in the core; 47 + L(3) = 50 >= 50.
+    check(Config(period_ns=500, windows_ns=[(420, 20)]), "windows_ns",
+          ["moved 4 cycles later", "herald latency of 3"], dev=board)
+    # Cycles 45, 46: 46 + 3 < 50.
+    Config(period_ns=500, windows_ns=[(410, 20)]).compile(board)
 
 
 def test_config_dict_round_trip():
