@@ -137,6 +137,9 @@ class RegisterBank(wiring.Component):
         Link-emulator registers (only with ``SocParameters.emulator``).
     reseed : Out(1)
         Strobe from the ``control`` register's RESEED bit.
+    busy : Out(1)
+        Low while no access, strobe or snapshot copy is in flight: then a clock edge
+        without a bus strobe changes nothing (what lets a simulation skip the bank's edges).
     """
 
     def __init__(self, regmap: RegisterMap):
@@ -157,6 +160,7 @@ class RegisterBank(wiring.Component):
             "link": In(link_layout()),
             **{name: Out(layout) for name, layout in self._storage_layouts.items()},
             **({"reseed": Out(1)} if regmap.soc.emulator else {}),
+            "busy": Out(1),
         })
 
     def elaborate(self, platform):
@@ -224,10 +228,12 @@ class RegisterBank(wiring.Component):
         strobes = [(self.start, CONTROL_START), (self.stop, CONTROL_STOP)]
         if regmap.soc.emulator:
             strobes.append((self.reseed, CONTROL_RESEED))
+        strobes_on = []
         for strobe, bit in strobes:
             early = Signal(name=f"{strobe.name}_early")
             m.d.sync += [early.eq(apply & w1_control & w1_data[bit.bit_length() - 1]),
                          strobe.eq(early)]
+            strobes_on += [early, strobe]
 
         # The RAM's write port is driven from registers, loaded with a read/write register's
         # copy (the word masked to its width, like the register) or a snapshot word.
@@ -293,8 +299,9 @@ class RegisterBank(wiring.Component):
                          copy_word.eq(Mux(copy_word == words_per_reg - 1, 0, copy_word + 1))]
             with m.If(copy_left == 1):
                 m.d.sync += copying.eq(0)
-        parts = [(i, lo, min(lo + _SNAPSHOT_PART, snap_width))
-                 for i in range(len(snap)) for lo in range(0, snap_width, _SNAPSHOT_PART)]
+        part = _SNAPSHOT_PART if is_ecp5(platform) else snap_width
+        parts = [(i, lo, min(lo + part, snap_width))
+                 for i in range(len(snap)) for lo in range(0, snap_width, part)]
         latches = fanout_copies(m, platform, decide, len(parts), "snapshot", levels=2)
         shifts = fanout_copies(m, platform, shift_ahead, len(parts), "shift", levels=2)
         for (i, lo, hi), latch, shift in zip(parts, latches, shifts):
@@ -362,6 +369,9 @@ class RegisterBank(wiring.Component):
             m.d.sync += [s3_word.eq(Array(s2_groups)[s2_group]), s3_live.eq(s2_live),
                          s3_stored.eq(s2_stored)]
         m.d.sync += bus.r_ack.eq(s3_valid)
+        m.d.comb += self.busy.eq(Cat(
+            w1_valid, w2_valid, ram_we, copying, decided, latched, pending, s1_valid,
+            s2_valid, s3_valid, bus.r_ack, bus.w_ack, self.table.en, *strobes_on).any())
         with m.If(s3_valid):
             with m.If(~s3_stored):
                 m.d.sync += bus.r_data.eq(0)
