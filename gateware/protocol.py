@@ -209,7 +209,8 @@ class ProtocolEngine(wiring.Component):
         rx, tx, bus, events = self.rx, self.tx, self.bus, self.events
         m.d.sync += [bus.r_stb.eq(0), bus.w_stb.eq(0), events.pop.eq(0)]
         # One address register for the receiver's writes and the transmitter's reads (the
-        # receiver waits while a response is read); it moves on after every access.
+        # receiver waits while a response is read): set when a request's checks begin, it
+        # moves on after every access.
         bus_addr = Signal(ADDR_WIDTH)
         m.d.comb += bus.addr.eq(bus_addr)
         with m.If(bus.r_stb | bus.w_stb):
@@ -224,9 +225,17 @@ class ProtocolEngine(wiring.Component):
         resp_ack = Signal()          # WRITE_ACK (neither: ERROR)
 
         # -- receiver -------------------------------------------------------------------------
-        byte = rx.payload
+        # Received bytes pass one register before the state machine sees them, so that no
+        # path runs from rx into it; it still takes a byte per cycle.
+        byte = Signal(8)
+        byte_valid = Signal()
+        accepting = Signal()         # the state machine takes bytes in this state
         take = Signal()
-        m.d.comb += take.eq(rx.valid & rx.ready)
+        m.d.comb += [take.eq(byte_valid & accepting), rx.ready.eq(~byte_valid | take)]
+        with m.If(rx.ready):
+            m.d.sync += byte_valid.eq(rx.valid)
+            with m.If(rx.valid):
+                m.d.sync += byte.eq(rx.payload)
         hunting = Signal()           # the receiver waits for a SYNC byte
         rcrc = Signal(32)
         is_read = Signal()
@@ -282,11 +291,11 @@ class ProtocolEngine(wiring.Component):
 
         with m.FSM(name="rx_fsm"):
             with m.State("HUNT"):
-                m.d.comb += [rx.ready.eq(1), hunting.eq(1)]
+                m.d.comb += [accepting.eq(1), hunting.eq(1)]
                 with m.If(take & (byte == SYNC)):
                     m.next = "TYPE"
             with m.State("TYPE"):
-                m.d.comb += rx.ready.eq(1)
+                m.d.comb += accepting.eq(1)
                 with m.If(take):
                     m.d.sync += [is_read.eq(byte == FrameType.READ),
                                  is_write.eq(byte == FrameType.WRITE),
@@ -294,12 +303,12 @@ class ProtocolEngine(wiring.Component):
                                                | (byte == FrameType.WRITE))]
                     m.next = "LEN0"
             with m.State("LEN0"):
-                m.d.comb += rx.ready.eq(1)
+                m.d.comb += accepting.eq(1)
                 with m.If(take):
                     m.d.sync += rlen_lo.eq(byte)
                     m.next = "LEN1"
             with m.State("LEN1"):
-                m.d.comb += rx.ready.eq(1)
+                m.d.comb += accepting.eq(1)
                 length = Cat(rlen_lo, byte)
                 with m.If(take):
                     m.d.sync += [
@@ -318,7 +327,7 @@ class ProtocolEngine(wiring.Component):
                 with m.Else():
                     fail(stats.rx_errors, ErrorCode.BAD_TYPE, clear_tag=True)
             with m.State("PAYLOAD"):
-                m.d.comb += rx.ready.eq(1)
+                m.d.comb += accepting.eq(1)
                 word_next = Cat(word[8:], byte)
                 with m.If(take):
                     m.d.sync += [left.eq(left - 1),
@@ -341,7 +350,7 @@ class ProtocolEngine(wiring.Component):
                         m.d.sync += crc_idx.eq(0)
                         m.next = "CRC"
             with m.State("CRC"):
-                m.d.comb += rx.ready.eq(1)
+                m.d.comb += accepting.eq(1)
                 with m.If(take):
                     m.d.sync += crc_idx.eq(crc_idx + 1)
                     with m.If(crc_idx == CRC_BYTES - 1):
@@ -353,6 +362,7 @@ class ProtocolEngine(wiring.Component):
                     read_end.eq(addr + count),
                     write_end.eq(addr + rx_words),
                     after_lo.eq(Cat(addr >= lo for lo, _ in writable)),
+                    bus_addr.eq(addr),       # the first word to read or write
                 ]
                 m.next = "CHECK_END"
             with m.State("CHECK_END"):
@@ -375,7 +385,7 @@ class ProtocolEngine(wiring.Component):
                 with m.Elif(bad_addr):
                     fail(stats.rx_errors, ErrorCode.BAD_ADDRESS)
                 with m.Else():
-                    m.d.sync += [exec_idx.eq(0), exec_left.eq(rx_words), bus_addr.eq(addr)]
+                    m.d.sync += [exec_idx.eq(0), exec_left.eq(rx_words)]
                     m.next = "EXEC_FETCH"
             # Apply the buffered write word by word; nothing can interrupt it.
             with m.State("EXEC_FETCH"):
@@ -514,30 +524,31 @@ class ProtocolEngine(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += tx_idle.eq(1)
                 with m.If(resp_req):
-                    # READ_DATA: TAG ADDR[2] + count words; WRITE_ACK: TAG ADDR[2] COUNT;
-                    # ERROR: TAG CODE.
-                    resp_type = Signal(8)
-                    resp_len = Signal(16)
-                    m.d.comb += [
-                        resp_type.eq(Mux(resp_read, FrameType.READ_DATA,
-                                         Mux(resp_ack, FrameType.WRITE_ACK, FrameType.ERROR))),
-                        resp_len.eq(Mux(resp_read, 3 + (count << 2), Mux(resp_ack, 4, 2))),
-                    ]
-                    header = Cat(tag, Mux(resp_read | resp_ack, addr[:8], code), addr[8:],
-                                 rx_words)
-                    m.d.sync += [
-                        is_resp.eq(1),
-                        pre.eq(Cat(Const(SYNC, 8), resp_type, resp_len, header)),
-                        pre_left.eq(Mux(resp_read, 7, Mux(resp_ack, 8, 6))),
-                        n_left.eq(Mux(resp_read, count, 0)), no_elems.eq(~resp_read),
-                        n_last.eq(resp_read & (count == 1)),
-                        from_bus.eq(1), bus_addr.eq(addr),
-                    ]
-                    start_frame()
+                    m.next = "RESPONSE"
                 with m.Elif(events.level != 0):
                     m.d.sync += n_events.eq(Mux(events.level > n_per_frame, n_per_frame,
                                                 events.level))
                     m.next = "EVENTS"
+            with m.State("RESPONSE"):
+                # READ_DATA: TAG ADDR[2] + count words; WRITE_ACK: TAG ADDR[2] COUNT;
+                # ERROR: TAG CODE.
+                resp_type = Signal(8)
+                resp_len = Signal(16)
+                m.d.comb += [
+                    resp_type.eq(Mux(resp_read, FrameType.READ_DATA,
+                                     Mux(resp_ack, FrameType.WRITE_ACK, FrameType.ERROR))),
+                    resp_len.eq(Mux(resp_read, 3 + (count << 2), Mux(resp_ack, 4, 2))),
+                ]
+                header = Cat(tag, Mux(resp_read | resp_ack, addr[:8], code), addr[8:],
+                             rx_words)
+                m.d.sync += [
+                    is_resp.eq(1),
+                    pre.eq(Cat(Const(SYNC, 8), resp_type, resp_len, header)),
+                    pre_left.eq(Mux(resp_read, 7, Mux(resp_ack, 8, 6))),
+                    n_left.eq(Mux(resp_read, count, 0)), no_elems.eq(~resp_read),
+                    n_last.eq(resp_read & (count == 1)), from_bus.eq(1),
+                ]
+                start_frame()
             with m.State("EVENTS"):
                 length = Signal(16)
                 m.d.comb += length.eq(1 + _times_constant(n_events, rb))
@@ -591,6 +602,6 @@ class ProtocolEngine(wiring.Component):
                     m.d.sync += in_crc.eq(0)
                     m.next = "IDLE"
 
-        m.d.comb += self.busy.eq(~hunting | ~tx_idle | (queued != 0) | bus.r_stb | bus.w_stb
-                                 | events.pop | buffer_we | crc_pending)
+        m.d.comb += self.busy.eq(~hunting | byte_valid | ~tx_idle | (queued != 0) | bus.r_stb
+                                 | bus.w_stb | events.pop | buffer_we | crc_pending)
         return m

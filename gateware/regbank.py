@@ -275,13 +275,15 @@ class RegisterBank(wiring.Component):
         decide = Signal()
         m.d.comb += decide.eq(apply & w1_control & w1_data[CONTROL_SNAPSHOT.bit_length() - 1])
         ahead_left = Signal(range(n_words + 1))     # the shift schedule, two cycles ahead
+        ahead_on = Signal()          # ahead_left != 0 (never together with decide)
         ahead_word = Signal(range(words_per_reg))
         shift_ahead = Signal()
         with m.If(decide):
-            m.d.sync += [copying.eq(1), ahead_left.eq(n_words), ahead_word.eq(0)]
-        with m.Elif(ahead_left != 0):
+            m.d.sync += [copying.eq(1), ahead_left.eq(n_words), ahead_on.eq(1),
+                         ahead_word.eq(0)]
+        with m.If(ahead_on):
             m.d.comb += shift_ahead.eq(ahead_word == words_per_reg - 1)
-            m.d.sync += [ahead_left.eq(ahead_left - 1),
+            m.d.sync += [ahead_left.eq(ahead_left - 1), ahead_on.eq(ahead_left != 1),
                          ahead_word.eq(Mux(ahead_word == words_per_reg - 1, 0,
                                            ahead_word + 1))]
         latched = Signal()           # the latch cycle L
@@ -313,8 +315,9 @@ class RegisterBank(wiring.Component):
                 m.d.sync += segments[i][lo:hi].eq(following)
 
         # -- reads: latch the request, launch it when no write or copy is in flight ---------
-        # The live words are spread over the SoC: they are picked in two registered steps,
-        # within groups of _LIVE_GROUP, then the group.
+        # The live words are spread over the SoC: on the ECP5 they are picked in two
+        # registered steps, within groups of _LIVE_GROUP, then the group (one group
+        # elsewhere).
         live_words = {}
         for reg in live:
             value = _value(_resolve(getattr(self, reg.port), reg.path))
@@ -322,12 +325,13 @@ class RegisterBank(wiring.Component):
                 live_words[reg.addr + k] = _word(value, k)
         live_base = min(live_words)
         live_span = max(live_words) + 1 - live_base
-        group_bits = _LIVE_GROUP.bit_length() - 1
-        n_groups = -(-live_span // _LIVE_GROUP)
+        group = _LIVE_GROUP if is_ecp5(platform) else 1 << (live_span - 1).bit_length()
+        group_bits = group.bit_length() - 1
+        n_groups = -(-live_span // group)
         groups = []
         for g in range(n_groups):
-            members = [live_words.get(live_base + g * _LIVE_GROUP + i, Const(0, 1))
-                       for i in range(_LIVE_GROUP)]
+            members = [live_words.get(live_base + g * group + i, Const(0, 1))
+                       for i in range(group)]
             groups.append((Array(members), max(len(v) for v in members)))
 
         pending = Signal()
@@ -338,7 +342,7 @@ class RegisterBank(wiring.Component):
         m.d.comb += launch.eq(pending & ~(w1_valid | w2_valid | ram_we | copying))
         m.d.comb += [ram.r_addr.eq(addr), ram.r_en.eq(launch)]
         s1_valid = Signal()
-        s1_index = Signal(range(n_groups * _LIVE_GROUP))
+        s1_index = Signal(range(n_groups * group))
         s1_live = Signal()
         s1_stored = Signal()
         m.d.sync += s1_valid.eq(launch)
