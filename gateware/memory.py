@@ -83,6 +83,9 @@ class BlockRAM(wiring.Component):
     width, depth : int
     init : sequence of int
         Initial contents (the rest is zero).
+    read_domain : str
+        Clock domain of the read port (the write port is ``sync``); the same clock on a
+        board, see :class:`~heraldry.gateware.soc.HeraldSoC` ``link_domain``.
 
     Attributes
     ----------
@@ -97,12 +100,13 @@ class BlockRAM(wiring.Component):
         High in the cycle ``r_data`` first shows a new word.
     """
 
-    def __init__(self, width, depth, init=()):
+    def __init__(self, width, depth, init=(), read_domain="sync"):
         if depth < 2:
             raise ValueError(f"BlockRAM depth {depth}: must be at least 2")
         if len(init) > depth:
             raise ValueError(f"BlockRAM init has {len(init)} words; depth is {depth}")
         self.width, self.depth, self.init = width, depth, list(init)
+        self.read_domain = read_domain
         super().__init__({
             "w_addr": In(range(depth)),
             "w_data": In(width),
@@ -136,8 +140,8 @@ class BlockRAM(wiring.Component):
             data = Signal(self.width, reset_less=True)
             m.d.comb += self.r_data.eq(data)
             with m.If(self.r_en):
-                m.d.sync += data.eq(read.data)
-            m.d.sync += self.r_valid.eq(self.r_en)
+                m.d[self.read_domain] += data.eq(read.data)
+            m.d[self.read_domain] += self.r_valid.eq(self.r_en)
         return m
 
     def _elaborate_ecp5(self, m):
@@ -146,7 +150,7 @@ class BlockRAM(wiring.Component):
                              f"{ECP5_TILE_DEPTH} (one DP16KD deep)")
         # The array is read in the cycle of r_en, the output register loads one cycle later.
         array_read = Signal()
-        m.d.sync += [array_read.eq(self.r_en), self.r_valid.eq(array_read)]
+        m.d[self.read_domain] += [array_read.eq(self.r_en), self.r_valid.eq(array_read)]
         abits = len(self.w_addr)
         for tile in range(-(-self.width // ECP5_TILE_WIDTH)):
             lo = tile * ECP5_TILE_WIDTH
@@ -177,12 +181,13 @@ class BlockRAM(wiring.Component):
                 **ecp5_initvals(self.init, self.width, tile),
                 i_CLKA=ClockSignal("sync"), i_CEA=1, i_OCEA=1, i_WEA=self.w_en, i_RSTA=0,
                 i_CSA0=0, i_CSA1=0, i_CSA2=0,
-                i_CLKB=ClockSignal("sync"), i_CEB=self.r_en, i_OCEB=array_read, i_WEB=0,
+                i_CLKB=ClockSignal(self.read_domain), i_CEB=self.r_en, i_OCEB=array_read,
+                i_WEB=0,
                 i_RSTB=0, i_CSB0=0, i_CSB1=0, i_CSB2=0,
                 **ports)
 
     def _elaborate_ice40(self, m):
-        m.d.sync += self.r_valid.eq(self.r_en)
+        m.d[self.read_domain] += self.r_valid.eq(self.r_en)
         abits = len(self.w_addr)
         for tile in range(-(-self.width // ICE40_TILE_WIDTH)):
             lo = tile * ICE40_TILE_WIDTH
@@ -195,7 +200,7 @@ class BlockRAM(wiring.Component):
                 "SB_RAM40_4K",
                 p_READ_MODE=0, p_WRITE_MODE=0,
                 **ice40_inits(self.init, self.width, tile),
-                i_RCLK=ClockSignal("sync"), i_RCLKE=self.r_en, i_RE=1,
+                i_RCLK=ClockSignal(self.read_domain), i_RCLKE=self.r_en, i_RE=1,
                 i_RADDR=Cat(self.r_addr, Const(0, 11 - abits)),
                 o_RDATA=data_out,
                 i_WCLK=ClockSignal("sync"), i_WCLKE=self.w_en, i_WE=1,

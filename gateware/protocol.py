@@ -93,14 +93,30 @@ def crc32(data: bytes) -> int:
     return zlib.crc32(data)
 
 
-def _crc32_update(crc, byte):
-    """One byte into the CRC-32 register (before the final xor), LSB first, as an Amaranth
-    expression."""
+def _crc32_terms():
+    """For each bit of the CRC-32 register after one byte (LSB first, before the final
+    xor): the register bits and byte bits it is the xor of, as two bit masks."""
+    crc = [(1 << k, 0) for k in range(32)]
     for i in range(8):
-        feedback = crc[0] ^ byte[i]
-        crc = (crc >> 1) ^ Mux(feedback, CRC_POLY, 0)
-        crc = crc[:32]
+        feedback = (crc[0][0], crc[0][1] ^ (1 << i))
+        shifted = crc[1:] + [(0, 0)]
+        crc = [(c ^ feedback[0], b ^ feedback[1]) if CRC_POLY >> k & 1 else (c, b)
+               for k, (c, b) in enumerate(shifted)]
     return crc
+
+
+_CRC32_TERMS = _crc32_terms()
+
+
+def _crc32_update(crc, byte):
+    """One byte into the CRC-32 register (before the final xor), as one parity per bit: an
+    expression used once, which a simulator evaluates only where it is used."""
+    bits = []
+    for crc_mask, byte_mask in _CRC32_TERMS:
+        inputs = [crc[k] for k in range(32) if crc_mask >> k & 1]
+        inputs += [byte[k] for k in range(8) if byte_mask >> k & 1]
+        bits.append(Cat(*inputs).xor())
+    return Cat(*bits)
 
 
 def _times_constant(value, constant):
@@ -160,6 +176,10 @@ class ProtocolEngine(wiring.Component):
         records.
     stats : Out(engine_stats_layout())
         Frame counters (wrapping).
+    busy : Out(1)
+        Low while nothing happens: no frame in or out, no strobe, no queued byte. While it
+        is low, a clock edge without ``rx.valid`` and with no records waiting changes
+        nothing (what lets a simulation skip the engine's edges).
     """
 
     def __init__(self, regmap: RegisterMap):
@@ -171,6 +191,7 @@ class ProtocolEngine(wiring.Component):
             "bus": Out(BusSignature()),
             "events": Out(EventPortSignature(soc.core.record_layout(), soc.fifo_depth)),
             "stats": Out(engine_stats_layout()),
+            "busy": Out(1),
         })
 
     def elaborate(self, platform):
@@ -188,7 +209,8 @@ class ProtocolEngine(wiring.Component):
         rx, tx, bus, events = self.rx, self.tx, self.bus, self.events
         m.d.sync += [bus.r_stb.eq(0), bus.w_stb.eq(0), events.pop.eq(0)]
         # One address register for the receiver's writes and the transmitter's reads (the
-        # receiver waits while a response is read); it moves on after every access.
+        # receiver waits while a response is read): set when a request's checks begin, it
+        # moves on after every access.
         bus_addr = Signal(ADDR_WIDTH)
         m.d.comb += bus.addr.eq(bus_addr)
         with m.If(bus.r_stb | bus.w_stb):
@@ -203,11 +225,19 @@ class ProtocolEngine(wiring.Component):
         resp_ack = Signal()          # WRITE_ACK (neither: ERROR)
 
         # -- receiver -------------------------------------------------------------------------
-        byte = rx.payload
+        # Received bytes pass one register before the state machine sees them, so that no
+        # path runs from rx into it; it still takes a byte per cycle.
+        byte = Signal(8)
+        byte_valid = Signal()
+        accepting = Signal()         # the state machine takes bytes in this state
         take = Signal()
-        m.d.comb += take.eq(rx.valid & rx.ready)
+        m.d.comb += [take.eq(byte_valid & accepting), rx.ready.eq(~byte_valid | take)]
+        with m.If(rx.ready):
+            m.d.sync += byte_valid.eq(rx.valid)
+            with m.If(rx.valid):
+                m.d.sync += byte.eq(rx.payload)
+        hunting = Signal()           # the receiver waits for a SYNC byte
         rcrc = Signal(32)
-        rcrc_next = _crc32_update(rcrc, byte)
         is_read = Signal()
         is_write = Signal()
         type_known = Signal()
@@ -261,30 +291,28 @@ class ProtocolEngine(wiring.Component):
 
         with m.FSM(name="rx_fsm"):
             with m.State("HUNT"):
-                m.d.comb += rx.ready.eq(1)
-                m.d.sync += rcrc.eq(CRC_INIT)
+                m.d.comb += [accepting.eq(1), hunting.eq(1)]
                 with m.If(take & (byte == SYNC)):
                     m.next = "TYPE"
             with m.State("TYPE"):
-                m.d.comb += rx.ready.eq(1)
+                m.d.comb += accepting.eq(1)
                 with m.If(take):
-                    m.d.sync += [rcrc.eq(rcrc_next),
-                                 is_read.eq(byte == FrameType.READ),
+                    m.d.sync += [is_read.eq(byte == FrameType.READ),
                                  is_write.eq(byte == FrameType.WRITE),
                                  type_known.eq((byte == FrameType.READ)
                                                | (byte == FrameType.WRITE))]
                     m.next = "LEN0"
             with m.State("LEN0"):
-                m.d.comb += rx.ready.eq(1)
+                m.d.comb += accepting.eq(1)
                 with m.If(take):
-                    m.d.sync += [rlen_lo.eq(byte), rcrc.eq(rcrc_next)]
+                    m.d.sync += rlen_lo.eq(byte)
                     m.next = "LEN1"
             with m.State("LEN1"):
-                m.d.comb += rx.ready.eq(1)
+                m.d.comb += accepting.eq(1)
                 length = Cat(rlen_lo, byte)
                 with m.If(take):
                     m.d.sync += [
-                        rcrc.eq(rcrc_next), left.eq(length), left_last.eq(length == 1),
+                        left.eq(length), left_last.eq(length == 1),
                         len_read_ok.eq(length == 4),
                         len_write_ok.eq((length >= 7) & (length <= 3 + 4 * max_burst)
                                         & (length[:2] == 3)),
@@ -299,10 +327,10 @@ class ProtocolEngine(wiring.Component):
                 with m.Else():
                     fail(stats.rx_errors, ErrorCode.BAD_TYPE, clear_tag=True)
             with m.State("PAYLOAD"):
-                m.d.comb += rx.ready.eq(1)
+                m.d.comb += accepting.eq(1)
                 word_next = Cat(word[8:], byte)
                 with m.If(take):
-                    m.d.sync += [rcrc.eq(rcrc_next), left.eq(left - 1),
+                    m.d.sync += [left.eq(left - 1),
                                  left_last.eq(left == 2), word.eq(word_next),
                                  pos.eq(Cat(0, pos[:2], pos[2] | pos[3]))]
                     with m.If(pos[0]):
@@ -322,10 +350,9 @@ class ProtocolEngine(wiring.Component):
                         m.d.sync += crc_idx.eq(0)
                         m.next = "CRC"
             with m.State("CRC"):
-                # The CRC bytes go through the CRC too: an intact frame leaves the residue.
-                m.d.comb += rx.ready.eq(1)
+                m.d.comb += accepting.eq(1)
                 with m.If(take):
-                    m.d.sync += [rcrc.eq(rcrc_next), crc_idx.eq(crc_idx + 1)]
+                    m.d.sync += crc_idx.eq(crc_idx + 1)
                     with m.If(crc_idx == CRC_BYTES - 1):
                         m.next = "CHECK"
             with m.State("CHECK"):
@@ -335,6 +362,7 @@ class ProtocolEngine(wiring.Component):
                     read_end.eq(addr + count),
                     write_end.eq(addr + rx_words),
                     after_lo.eq(Cat(addr >= lo for lo, _ in writable)),
+                    bus_addr.eq(addr),       # the first word to read or write
                 ]
                 m.next = "CHECK_END"
             with m.State("CHECK_END"):
@@ -357,7 +385,7 @@ class ProtocolEngine(wiring.Component):
                 with m.Elif(bad_addr):
                     fail(stats.rx_errors, ErrorCode.BAD_ADDRESS)
                 with m.Else():
-                    m.d.sync += [exec_idx.eq(0), exec_left.eq(rx_words), bus_addr.eq(addr)]
+                    m.d.sync += [exec_idx.eq(0), exec_left.eq(rx_words)]
                     m.next = "EXEC_FETCH"
             # Apply the buffered write word by word; nothing can interrupt it.
             with m.State("EXEC_FETCH"):
@@ -380,6 +408,11 @@ class ProtocolEngine(wiring.Component):
                 with m.If(resp_done):
                     m.d.sync += resp_req.eq(0)
                     m.next = "HUNT"
+
+        # Every byte after SYNC goes through the CRC, the CRC bytes too: an intact frame
+        # leaves the residue.
+        with m.If(take):
+            m.d.sync += rcrc.eq(Mux(hunting, CRC_INIT, _crc32_update(rcrc, byte)))
 
         # -- transmitter ----------------------------------------------------------------------
         # A frame's first bytes (SYNC, TYPE, LEN, header) are put in a shift register `pre`
@@ -462,14 +495,17 @@ class ProtocolEngine(wiring.Component):
         loads = fanout_copies(m, platform, elem_load_next, len(elem), "elem_load")
         shifts = fanout_copies(m, platform, in_elem_next & (queued_next != 2), len(elem),
                                "elem_shift")
-        source = Mux(from_bus, bus.r_data, events.data.as_value())
-        shifted = Cat(*elem) >> 8
+        record = events.data.as_value()
         for k, part in enumerate(elem):
             lo = k * WORD_BITS
+            following = elem[k + 1][:8] if k + 1 < len(elem) else Const(0, 8)
+            source = record[lo:lo + len(part)]
+            if k == 0:
+                source = Mux(from_bus, bus.r_data, source)
             with m.If(loads[k]):
-                m.d.sync += part.eq(source[lo:lo + len(part)])
+                m.d.sync += part.eq(source)
             with m.Elif(shifts[k]):
-                m.d.sync += part.eq(shifted[lo:lo + len(part)])
+                m.d.sync += part.eq(Cat(part[8:], following))
         with m.If(in_elem & space):
             m.d.sync += [elem_left.eq(elem_left - 1), elem_last.eq(elem_left == 2)]
         ack = Signal()
@@ -483,33 +519,36 @@ class ProtocolEngine(wiring.Component):
             m.d.sync += in_pre.eq(0)
             m.next = "CRC_PREP"
 
+        tx_idle = Signal()
         with m.FSM(name="tx_fsm"):
             with m.State("IDLE"):
+                m.d.comb += tx_idle.eq(1)
                 with m.If(resp_req):
-                    # READ_DATA: TAG ADDR[2] + count words; WRITE_ACK: TAG ADDR[2] COUNT;
-                    # ERROR: TAG CODE.
-                    resp_type = Signal(8)
-                    resp_len = Signal(16)
-                    m.d.comb += [
-                        resp_type.eq(Mux(resp_read, FrameType.READ_DATA,
-                                         Mux(resp_ack, FrameType.WRITE_ACK, FrameType.ERROR))),
-                        resp_len.eq(Mux(resp_read, 3 + (count << 2), Mux(resp_ack, 4, 2))),
-                    ]
-                    header = Cat(tag, Mux(resp_read | resp_ack, addr[:8], code), addr[8:],
-                                 rx_words)
-                    m.d.sync += [
-                        is_resp.eq(1),
-                        pre.eq(Cat(Const(SYNC, 8), resp_type, resp_len, header)),
-                        pre_left.eq(Mux(resp_read, 7, Mux(resp_ack, 8, 6))),
-                        n_left.eq(Mux(resp_read, count, 0)), no_elems.eq(~resp_read),
-                        n_last.eq(resp_read & (count == 1)),
-                        from_bus.eq(1), bus_addr.eq(addr),
-                    ]
-                    start_frame()
+                    m.next = "RESPONSE"
                 with m.Elif(events.level != 0):
                     m.d.sync += n_events.eq(Mux(events.level > n_per_frame, n_per_frame,
                                                 events.level))
                     m.next = "EVENTS"
+            with m.State("RESPONSE"):
+                # READ_DATA: TAG ADDR[2] + count words; WRITE_ACK: TAG ADDR[2] COUNT;
+                # ERROR: TAG CODE.
+                resp_type = Signal(8)
+                resp_len = Signal(16)
+                m.d.comb += [
+                    resp_type.eq(Mux(resp_read, FrameType.READ_DATA,
+                                     Mux(resp_ack, FrameType.WRITE_ACK, FrameType.ERROR))),
+                    resp_len.eq(Mux(resp_read, 3 + (count << 2), Mux(resp_ack, 4, 2))),
+                ]
+                header = Cat(tag, Mux(resp_read | resp_ack, addr[:8], code), addr[8:],
+                             rx_words)
+                m.d.sync += [
+                    is_resp.eq(1),
+                    pre.eq(Cat(Const(SYNC, 8), resp_type, resp_len, header)),
+                    pre_left.eq(Mux(resp_read, 7, Mux(resp_ack, 8, 6))),
+                    n_left.eq(Mux(resp_read, count, 0)), no_elems.eq(~resp_read),
+                    n_last.eq(resp_read & (count == 1)), from_bus.eq(1),
+                ]
+                start_frame()
             with m.State("EVENTS"):
                 length = Signal(16)
                 m.d.comb += length.eq(1 + _times_constant(n_events, rb))
@@ -562,4 +601,7 @@ class ProtocolEngine(wiring.Component):
                     m.d.comb += resp_done.eq(is_resp)
                     m.d.sync += in_crc.eq(0)
                     m.next = "IDLE"
+
+        m.d.comb += self.busy.eq(~hunting | byte_valid | ~tx_idle | (queued != 0) | bus.r_stb
+                                 | bus.w_stb | events.pop | buffer_we | crc_pending)
         return m

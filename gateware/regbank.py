@@ -137,6 +137,9 @@ class RegisterBank(wiring.Component):
         Link-emulator registers (only with ``SocParameters.emulator``).
     reseed : Out(1)
         Strobe from the ``control`` register's RESEED bit.
+    busy : Out(1)
+        Low while no access, strobe or snapshot copy is in flight: then a clock edge
+        without a bus strobe changes nothing (what lets a simulation skip the bank's edges).
     """
 
     def __init__(self, regmap: RegisterMap):
@@ -157,6 +160,7 @@ class RegisterBank(wiring.Component):
             "link": In(link_layout()),
             **{name: Out(layout) for name, layout in self._storage_layouts.items()},
             **({"reseed": Out(1)} if regmap.soc.emulator else {}),
+            "busy": Out(1),
         })
 
     def elaborate(self, platform):
@@ -224,10 +228,12 @@ class RegisterBank(wiring.Component):
         strobes = [(self.start, CONTROL_START), (self.stop, CONTROL_STOP)]
         if regmap.soc.emulator:
             strobes.append((self.reseed, CONTROL_RESEED))
+        strobes_on = []
         for strobe, bit in strobes:
             early = Signal(name=f"{strobe.name}_early")
             m.d.sync += [early.eq(apply & w1_control & w1_data[bit.bit_length() - 1]),
                          strobe.eq(early)]
+            strobes_on += [early, strobe]
 
         # The RAM's write port is driven from registers, loaded with a read/write register's
         # copy (the word masked to its width, like the register) or a snapshot word.
@@ -269,13 +275,15 @@ class RegisterBank(wiring.Component):
         decide = Signal()
         m.d.comb += decide.eq(apply & w1_control & w1_data[CONTROL_SNAPSHOT.bit_length() - 1])
         ahead_left = Signal(range(n_words + 1))     # the shift schedule, two cycles ahead
+        ahead_on = Signal()          # ahead_left != 0 (never together with decide)
         ahead_word = Signal(range(words_per_reg))
         shift_ahead = Signal()
         with m.If(decide):
-            m.d.sync += [copying.eq(1), ahead_left.eq(n_words), ahead_word.eq(0)]
-        with m.Elif(ahead_left != 0):
+            m.d.sync += [copying.eq(1), ahead_left.eq(n_words), ahead_on.eq(1),
+                         ahead_word.eq(0)]
+        with m.If(ahead_on):
             m.d.comb += shift_ahead.eq(ahead_word == words_per_reg - 1)
-            m.d.sync += [ahead_left.eq(ahead_left - 1),
+            m.d.sync += [ahead_left.eq(ahead_left - 1), ahead_on.eq(ahead_left != 1),
                          ahead_word.eq(Mux(ahead_word == words_per_reg - 1, 0,
                                            ahead_word + 1))]
         latched = Signal()           # the latch cycle L
@@ -293,8 +301,9 @@ class RegisterBank(wiring.Component):
                          copy_word.eq(Mux(copy_word == words_per_reg - 1, 0, copy_word + 1))]
             with m.If(copy_left == 1):
                 m.d.sync += copying.eq(0)
-        parts = [(i, lo, min(lo + _SNAPSHOT_PART, snap_width))
-                 for i in range(len(snap)) for lo in range(0, snap_width, _SNAPSHOT_PART)]
+        part = _SNAPSHOT_PART if is_ecp5(platform) else snap_width
+        parts = [(i, lo, min(lo + part, snap_width))
+                 for i in range(len(snap)) for lo in range(0, snap_width, part)]
         latches = fanout_copies(m, platform, decide, len(parts), "snapshot", levels=2)
         shifts = fanout_copies(m, platform, shift_ahead, len(parts), "shift", levels=2)
         for (i, lo, hi), latch, shift in zip(parts, latches, shifts):
@@ -306,8 +315,9 @@ class RegisterBank(wiring.Component):
                 m.d.sync += segments[i][lo:hi].eq(following)
 
         # -- reads: latch the request, launch it when no write or copy is in flight ---------
-        # The live words are spread over the SoC: they are picked in two registered steps,
-        # within groups of _LIVE_GROUP, then the group.
+        # The live words are spread over the SoC: on the ECP5 they are picked in two
+        # registered steps, within groups of _LIVE_GROUP, then the group (one group
+        # elsewhere).
         live_words = {}
         for reg in live:
             value = _value(_resolve(getattr(self, reg.port), reg.path))
@@ -315,12 +325,13 @@ class RegisterBank(wiring.Component):
                 live_words[reg.addr + k] = _word(value, k)
         live_base = min(live_words)
         live_span = max(live_words) + 1 - live_base
-        group_bits = _LIVE_GROUP.bit_length() - 1
-        n_groups = -(-live_span // _LIVE_GROUP)
+        group = _LIVE_GROUP if is_ecp5(platform) else 1 << (live_span - 1).bit_length()
+        group_bits = group.bit_length() - 1
+        n_groups = -(-live_span // group)
         groups = []
         for g in range(n_groups):
-            members = [live_words.get(live_base + g * _LIVE_GROUP + i, Const(0, 1))
-                       for i in range(_LIVE_GROUP)]
+            members = [live_words.get(live_base + g * group + i, Const(0, 1))
+                       for i in range(group)]
             groups.append((Array(members), max(len(v) for v in members)))
 
         pending = Signal()
@@ -331,7 +342,7 @@ class RegisterBank(wiring.Component):
         m.d.comb += launch.eq(pending & ~(w1_valid | w2_valid | ram_we | copying))
         m.d.comb += [ram.r_addr.eq(addr), ram.r_en.eq(launch)]
         s1_valid = Signal()
-        s1_index = Signal(range(n_groups * _LIVE_GROUP))
+        s1_index = Signal(range(n_groups * group))
         s1_live = Signal()
         s1_stored = Signal()
         m.d.sync += s1_valid.eq(launch)
@@ -362,6 +373,9 @@ class RegisterBank(wiring.Component):
             m.d.sync += [s3_word.eq(Array(s2_groups)[s2_group]), s3_live.eq(s2_live),
                          s3_stored.eq(s2_stored)]
         m.d.sync += bus.r_ack.eq(s3_valid)
+        m.d.comb += self.busy.eq(Cat(
+            w1_valid, w2_valid, ram_we, copying, decided, latched, pending, s1_valid,
+            s2_valid, s3_valid, bus.r_ack, bus.w_ack, self.table.en, *strobes_on).any())
         with m.If(s3_valid):
             with m.If(~s3_stored):
                 m.d.sync += bus.r_data.eq(0)

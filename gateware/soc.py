@@ -5,7 +5,7 @@ Board tops put a UART PHY (or any other byte pipe) on ``rx``/``tx`` and wire ``c
 the virtual board drive the byte stream directly.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, DomainRenamer, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -29,6 +29,9 @@ class EventFIFO(wiring.Component):
     layout : Layout
         The record layout.
     depth : int
+    read_domain : str
+        Clock domain of the read side and of ``level`` (the write side is ``sync``): the
+        read domain must tick in every cycle with ``pushed`` high.
 
     Attributes
     ----------
@@ -40,8 +43,9 @@ class EventFIFO(wiring.Component):
         A record went in (``w.valid & w.ready``).
     """
 
-    def __init__(self, layout, depth):
+    def __init__(self, layout, depth, read_domain="sync"):
         self.depth = depth
+        self.read_domain = read_domain
         super().__init__({
             "w": In(stream.Signature(layout)),
             "r": In(EventPortSignature(layout, depth)),
@@ -51,7 +55,8 @@ class EventFIFO(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         depth = self.depth
-        m.submodules.ram = ram = BlockRAM(len(self.w.payload.as_value()), max(2, depth))
+        m.submodules.ram = ram = BlockRAM(len(self.w.payload.as_value()), max(2, depth),
+                                          read_domain=self.read_domain)
         level = Signal(range(depth + 1))
         full = Signal()
         w_ptr = Signal(range(depth))
@@ -74,11 +79,11 @@ class EventFIFO(wiring.Component):
         with m.If(push):
             m.d.sync += w_ptr.eq(advance(w_ptr))
         with m.If(pop):
-            m.d.sync += r_ptr.eq(advance(r_ptr))
+            m.d[self.read_domain] += r_ptr.eq(advance(r_ptr))
         with m.If(push & ~pop):
-            m.d.sync += [level.eq(level + 1), full.eq(level == depth - 1)]
+            m.d[self.read_domain] += [level.eq(level + 1), full.eq(level == depth - 1)]
         with m.Elif(pop & ~push):
-            m.d.sync += [level.eq(level - 1), full.eq(0)]
+            m.d[self.read_domain] += [level.eq(level - 1), full.eq(0)]
         return m
 
 
@@ -88,6 +93,11 @@ class HeraldSoC(wiring.Component):
     Parameters
     ----------
     params : SocParameters
+    link_domain : str
+        Clock domain of the host link (protocol engine, register bank, the FIFO's read
+        side), ``sync`` by default. A simulation can give the link its own domain on the
+        same clock and tick it only in cycles where ``link_busy`` is high: the others
+        change nothing in it, and an idle link then costs nothing.
 
     Attributes
     ----------
@@ -106,10 +116,14 @@ class HeraldSoC(wiring.Component):
         The core's outputs, for pins.
     cycle : Out(count_width)
         Cycles since reset; ``snapshot.start_cycle`` is in the same numbering.
+    link_busy : Out(1)
+        The link has work, a record enters the FIFO or ``rx`` offers a byte (see
+        ``link_domain``); a function of registers and ``rx.valid`` only.
     """
 
-    def __init__(self, params: SocParameters = None):
+    def __init__(self, params: SocParameters = None, link_domain="sync"):
         self.params = params = params or SocParameters()
+        self.link_domain = link_domain
         self.regmap = RegisterMap(params)
         p = params.core
         super().__init__({
@@ -126,6 +140,7 @@ class HeraldSoC(wiring.Component):
             "running": Out(1),
             "recal": Out(1),
             "cycle": Out(p.count_width),
+            "link_busy": Out(1),
         })
 
     def elaborate(self, platform):
@@ -133,9 +148,15 @@ class HeraldSoC(wiring.Component):
         params = self.params
         p = params.core
         m.submodules.core = core = HeraldCore(params=p)
-        m.submodules.bank = bank = RegisterBank(self.regmap)
-        m.submodules.engine = engine = ProtocolEngine(self.regmap)
-        m.submodules.fifo = fifo = EventFIFO(p.record_layout(), params.fifo_depth)
+        to_link = DomainRenamer({"sync": self.link_domain})
+        bank = RegisterBank(self.regmap)
+        engine = ProtocolEngine(self.regmap)
+        m.submodules.bank = to_link(bank)
+        m.submodules.engine = to_link(engine)
+        m.submodules.fifo = fifo = EventFIFO(p.record_layout(), params.fifo_depth,
+                                             read_domain=self.link_domain)
+        m.d.comb += self.link_busy.eq(engine.busy | bank.busy | (fifo.r.level != 0)
+                                      | fifo.pushed | self.rx.valid)
 
         wiring.connect(m, wiring.flipped(self.rx), engine.rx)
         wiring.connect(m, engine.tx, wiring.flipped(self.tx))
