@@ -8,7 +8,8 @@
 // receive for QUIET_CYCLES cycles) the model stops ticking and the process sleeps in poll().
 // The top (heraldry.sim.virtual_board.VirtualBoardTop) registers its inputs, so the
 // evaluation at the falling edge has nothing to compute; tx_ready is one of them, hence the
-// two bytes.
+// two bytes. The host link has its own clock, which ticks only in cycles where the link
+// has work (link_busy) or a byte arrives; in the others it would change nothing.
 //
 // usage: vboard [--port N] [--max-seconds S]
 //   prints "listening PORT" on stdout once bound; on SIGTERM/SIGINT or after S seconds it
@@ -188,12 +189,15 @@ int main(int argc, char** argv) {
             top.rx_data = rx.empty() ? 0 : rx.front();
             top.tx_ready = tx.room() >= 2;
             top.clk = 0;
+            top.link_clk = 0;
             eval(top);
+            bool link = top.link_busy || top.rx_valid;
             bool active = top.running;
-            if (top.rx_valid && top.rx_ready) { rx.pop(); active = true; }
+            if (link && top.rx_valid && top.rx_ready) { rx.pop(); active = true; }
             if (top.tx_valid) { tx.push(top.tx_data); active = true; }
             quiet = active ? 0 : quiet + 1;
             top.clk = 1;
+            top.link_clk = link;
             eval(top);
         }
         cycles += chunk;
