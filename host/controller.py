@@ -51,7 +51,9 @@ class Controller:
     controller is a context manager that closes the link.
 
     Requests are retried (``retries`` times) when the device reports a damaged request or
-    does not answer in time; a write is applied whole or not at all, so a retry is safe.
+    does not answer in time; a write is applied whole or not at all, so a retry is safe,
+    except for START: a START whose acknowledgement is lost is sent again only if the
+    device's status shows it did not take it (counted in ``lost_acks`` if it did).
     """
 
     def __init__(self, transport: Transport, *, retries=3):
@@ -69,6 +71,8 @@ class Controller:
         self.seq_gaps = 0
         self.request_retries = 0
         self.stale_responses = 0
+        #: Requests the device applied although their response never arrived.
+        self.lost_acks = 0
         #: Records that arrived before the last run() started (from earlier activity).
         self.backlog = None
 
@@ -104,7 +108,10 @@ class Controller:
         self._event_chunks += events
         return responses
 
-    def _request(self, frame_type, body, expect, what):
+    def _request(self, frame_type, body, expect, what, applied=None):
+        """Send a request and return its response's payload. If no response comes and
+        ``applied()`` says the device took the request anyway, return None instead of
+        sending it again."""
         last_error = None
         for attempt in range(self.retries + 1):
             self._tag = (self._tag + 1) & 0xFF or 1
@@ -133,6 +140,9 @@ class Controller:
                     raise RequestError(what, code)
                 last_error = ErrorCode(code).name
                 break
+            if last_error == "no response" and applied is not None and applied():
+                self.lost_acks += 1
+                return None
             self.request_retries += 1
         raise LinkError(f"{self.transport.url}: {what}: {last_error} after "
                         f"{self.retries + 1} tries; the link is dead or too noisy")
@@ -154,15 +164,16 @@ class Controller:
             count -= n
         return words
 
-    def write_words(self, addr, words):
-        """Write ``words`` from word address ``addr``; each burst is applied atomically."""
+    def write_words(self, addr, words, applied=None):
+        """Write ``words`` from word address ``addr``; each burst is applied atomically.
+        ``applied``: see :meth:`_request` (for a single-burst write)."""
         words = list(words)
         while words:
             chunk, words = words[:self._max_burst()], words[self._max_burst():]
             body = bytes((addr & 0xFF, addr >> 8)) + b"".join(
                 int(w).to_bytes(4, "little") for w in chunk)
             self._request(FrameType.WRITE, body, FrameType.WRITE_ACK,
-                          f"write {len(chunk)} words at 0x{addr:x}")
+                          f"write {len(chunk)} words at 0x{addr:x}", applied)
             addr += len(chunk)
 
     # -- registers --------------------------------------------------------------------------
@@ -268,8 +279,18 @@ class Controller:
 
     # -- running ----------------------------------------------------------------------------
     def start(self):
-        """Start a run (ignored by the device while one is running)."""
-        self.write_words(self.regmap["control"].addr, [CONTROL_START])
+        """Start a run (ignored by the device while one is running).
+
+        If START's acknowledgement is lost, it is not simply sent again: a run that had
+        started (and perhaps already ended) would be followed by a second one. The device's
+        status decides: running, or one more run finished, means it took the START."""
+        runs = self.status().runs
+
+        def took_start():
+            status = self.status()
+            return status.running or status.runs != runs
+
+        self.write_words(self.regmap["control"].addr, [CONTROL_START], applied=took_start)
 
     def stop(self):
         self.write_words(self.regmap["control"].addr, [CONTROL_STOP])
