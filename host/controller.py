@@ -229,8 +229,17 @@ class Controller:
     def configure(self, config: Config):
         """Check ``config`` against the device and write it (configuration registers in one
         burst, then the decision table). Takes effect at the next :meth:`start`. Raises
-        :class:`ConfigError` before writing anything if a value does not fit."""
+        :class:`ConfigError` before writing anything if a value does not fit, or if the link
+        emulator is enabled with settings that the new attempt period cannot hold."""
         core, table = config.compile(self.regmap_device())
+        if self.emulator is not None:
+            # The emulator settings already written must suit the new period as well.
+            from .emulator import emulator_registers
+            try:
+                emulator_registers(self.emulator, self.device, core.period)
+            except ConfigError as exc:
+                raise ConfigError("period_ns", config.period_ns,
+                                  f"too short for the link emulator's settings ({exc})") from None
         self._write_core_config(core)
         first = self.regmap["table"].addr
         self.write_words(first, table)

@@ -142,6 +142,21 @@ def test_emulator_settings_are_checked_before_anything_is_written():
         assert dev.read("emulator.windows.0.offset") == before == 0
 
 
+def test_a_new_period_is_checked_against_the_emulator_settings():
+    config = Config(period_ns=20 * NS, windows_ns=[(5 * NS, 3 * NS)], protocol="single-click")
+    with Controller.open("verilator://") as dev:
+        dev.configure(config)
+        dev.configure_emulator(EmulatorSettings(windows=[EmulatorWindow(11 * NS, 2 * NS,
+                                                                        {1: 0.1})]))
+        with pytest.raises(ConfigError, match=(
+                r"period_ns = 60.0: too short for the link emulator's settings "
+                r"\(emulator.windows.0.offset_ns = 55.0: arrivals up to offset 13 cycles "
+                r"fall after the attempt period of 12 cycles\)")):
+            dev.configure(Config(period_ns=12 * NS, windows_ns=[(5 * NS, 3 * NS)],
+                                 protocol="single-click"))
+        assert dev.read("config.period") == 20
+
+
 def test_settings_written_between_runs_govern_the_next_run():
     # The emulator draws each attempt ahead of its strobe; settings written after a run (no
     # reseed) still govern the next run from its first attempt on.
