@@ -44,6 +44,15 @@ class DeviceInfo:
     run_start_latency: int
 
     @classmethod
+    def for_params(cls, params: SocParameters):
+        """What gateware built with ``params`` reports: for checking configurations
+        (``Config.compile``, emulator settings) without a device."""
+        words = [0] * ID_WORDS
+        for reg in RegisterMap(params).group("id."):
+            words[reg.addr] = reg.reset
+        return cls.from_words(words)
+
+    @classmethod
     def from_words(cls, words):
         """Validate and decode the ``ID_WORDS`` words of the identification block."""
         if len(words) < ID_WORDS:

@@ -9,11 +9,7 @@ from heraldry.host.protocols import PSI_MINUS, PSI_PLUS
 
 
 def device(**kwargs):
-    regmap = RegisterMap(SocParameters(**kwargs))
-    words = [0] * ID_WORDS
-    for reg in regmap.group("id."):
-        words[reg.addr] = reg.reset
-    return DeviceInfo.from_words(words)
+    return DeviceInfo.for_params(SocParameters(**kwargs))
 
 
 DEV = device()          # 100 MHz: 10 ns per cycle

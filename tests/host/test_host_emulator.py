@@ -5,7 +5,7 @@ the device then keeps its registers)."""
 import pytest
 
 from heraldry.gateware.emulator import MIN_ARRIVAL_OFFSET, min_period
-from heraldry.gateware.regmap import ID_WORDS, RegisterMap, SocParameters
+from heraldry.gateware.regmap import SocParameters
 from heraldry.host import ConfigError, DeviceInfo
 from heraldry.host.emulator import (EmulatorSettings, EmulatorWindow, emulator_registers,
                                     settings_from_physics)
@@ -13,11 +13,7 @@ from heraldry.sim import physics
 
 
 def device(**kwargs):
-    regmap = RegisterMap(SocParameters(**kwargs))
-    words = [0] * ID_WORDS
-    for reg in regmap.group("id."):
-        words[reg.addr] = reg.reset
-    return DeviceInfo.from_words(words)
+    return DeviceInfo.for_params(SocParameters(**kwargs))
 
 
 DEV = device()          # 100 MHz: 10 ns per cycle
