@@ -29,10 +29,9 @@ def test_run_saved_and_loaded(tmp_path):
 
 
 def test_custom_protocol_is_stored_as_its_table(tmp_path):
-    from heraldry.gateware.regmap import ID_WORDS, RegisterMap, SocParameters
+    from heraldry.gateware.regmap import SocParameters
     from heraldry.host import DeviceInfo
-    regmap = RegisterMap(SocParameters())
-    device = DeviceInfo.from_words([r.reset for r in regmap.group("id.")][:ID_WORDS])
+    device = DeviceInfo.for_params(SocParameters())
     config = Config(period_ns=300, windows_ns=[(0, 150)],
                     protocol=Custom(lambda c: 3 if c[0, 1] == 2 else 0))
     _, table = config.compile(device)
