@@ -135,21 +135,6 @@ def dark_generators(params: CoreParameters):
     return -(-params.n_channels // 2)
 
 
-def _below(a, b):
-    """``a < b`` for unsigned values: the borrow of ``a - b``, the carry chain's last sum."""
-    return (a - b)[-1]
-
-
-def _less_parts(a, b):
-    """``a < b`` for 32-bit values as three 16-bit comparisons (top less, top equal, bottom
-    less), to be registered; :func:`_less` joins them."""
-    return Cat(_below(a[16:], b[16:]), a[16:] == b[16:], _below(a[:16], b[:16]))
-
-
-def _less(parts):
-    return parts[0] | (parts[1] & parts[2])
-
-
 def _select_multiple(digit, span, span3):
     """``digit * span`` for a 2-bit digit, given ``span3 = 3 * span``."""
     return Mux(digit[1], Mux(digit[0], span3, span << 1), Mux(digit[0], span, 0))
@@ -246,19 +231,26 @@ class LinkEmulator(wiring.Component):
         restart = self.reseed | ((self.attempt | run_started) & ~warming)
         shifted = Cat(left[1:], warming)
         m.d.comb += left_next.eq(Mux(restart, full, shifted))
-        m.d.sync += left.eq(left_next)
+        # Once drawn (q = 0) the phase and every flag from it stay low until a restart: they
+        # are updated only while drawing or restarting, so that idle cycles cost the
+        # simulator nothing.
+        sequencing = left[0] | restart
+        with m.If(sequencing):
+            m.d.sync += left.eq(left_next)
 
         def phase_flag(name, above, upto):
             """A register, high in the phases above ``above`` up to ``upto`` (a restart's
             phase, full, is above them all)."""
             flag = Signal(name=name)
-            m.d.sync += flag.eq(~restart & shifted[above] & ~shifted[upto])
+            with m.If(sequencing):
+                m.d.sync += flag.eq(~restart & shifted[above] & ~shifted[upto])
             return flag
 
         # -- refill: the generator's output register holds the newest word --------------------
         refilling = left[draw_len - steps]          # also high while warming
         attempt_gen_step = Signal(init=1)          # reset: warming
-        m.d.sync += attempt_gen_step.eq(left_next[draw_len - steps])
+        with m.If(sequencing):
+            m.d.sync += attempt_gen_step.eq(left_next[draw_len - steps])
         m.d.comb += attempt_gen.step.eq(attempt_gen_step)
         n_held = held_words(p)
         held = Signal(64 * n_held)
@@ -297,16 +289,14 @@ class LinkEmulator(wiring.Component):
                              span.eq(window.jitter + 1),
                              span3.eq(Cat(Const(3, 2), window.jitter) - window.jitter)]
 
-            # The threshold comparisons are registered in halves; the attempt strobe picks the
-            # pattern, the smallest k with u < thresholds[k - 1].
-            below = [Signal(3, name=f"below{w}_{k}") for k in range(n_patterns)]
+            # The sample cycle registers the pattern, the smallest k with
+            # u < thresholds[k - 1], for the attempt strobe to arm the detectors with.
             pattern = Signal(nc, name=f"pattern{w}")
+            drawn = Const(0, nc)
             for k in reversed(range(1, n_patterns + 1)):
-                with m.If(_less(below[k - 1])):
-                    m.d.comb += pattern.eq(k)
+                drawn = Mux(u < window.thresholds[k - 1], k, drawn)
             with m.If(sampling):
-                m.d.sync += [part.eq(_less_parts(u, threshold))
-                             for part, threshold in zip(below, window.thresholds)]
+                m.d.sync += pattern.eq(drawn)
 
             for c in range(nc):
                 lo = base + PATTERN_DRAW_BITS + JITTER_DRAW_BITS * c
@@ -330,12 +320,13 @@ class LinkEmulator(wiring.Component):
                     ]
                 # Arrival: a countdown from target - MIN_ARRIVAL_OFFSET; armed by the pattern
                 # (and an offset not below the minimum), it clicks once, as it turns negative.
+                # Only an armed countdown is read, so only an armed one counts.
                 countdown = Signal(signed(ow + 2), name=f"countdown{w}_{c}")
                 armed = Signal(name=f"armed{w}_{c}")
                 start = acc + early
                 with m.If(self.attempt):
                     m.d.sync += countdown.eq(start)
-                with m.Elif(~countdown[-1]):
+                with m.Elif(armed):
                     m.d.sync += countdown.eq(countdown - 1)
                 with m.If(self.reseed):
                     m.d.sync += armed.eq(0)
@@ -347,21 +338,20 @@ class LinkEmulator(wiring.Component):
 
         # -- clicks: photons, and dark counts (32 bits per detector per running cycle) ----------
         # In the cycle after each running cycle (once warmed up) the dark generators step and
-        # their words are compared, in registered halves joined in the click register.
+        # their words are compared; the click register takes the registered result.
         dark_step = Signal()
-        dark_decide = Signal()
         dark_gen_step = Signal(init=1)             # reset: warming
         dark_step_next = cfg.enable & self.running & ~warming_next
-        m.d.sync += [dark_step.eq(dark_step_next), dark_decide.eq(dark_step),
+        m.d.sync += [dark_step.eq(dark_step_next),
                      dark_gen_step.eq(warming_next | dark_step_next)]
         for gen in dark_gens:
             m.d.comb += gen.step.eq(dark_gen_step)
         clicks = Signal(nc)
         for c in range(nc):
             word = dark_gens[c // 2].output.word_select(c % 2, 32)
-            dark = Signal(3, name=f"dark{c}")
-            m.d.sync += dark.eq(_less_parts(word, cfg.dark[c]))
-            hit = dark_decide & _less(dark)
+            dark = Signal(name=f"dark{c}")
+            m.d.sync += dark.eq(dark_step & (word < cfg.dark[c]))
+            hit = dark
             for channel, term in photon:
                 if channel == c:
                     hit = hit | term
@@ -384,7 +374,8 @@ class LinkEmulator(wiring.Component):
         m.d.sync += [
             # High in the draw's last cycle: an attempt strobe in the next meets it finished.
             ready.eq(~recal_rises & pause[-1] & ~left_next[1]),
-            busy.eq(left_next[0]),
         ]
+        with m.If(sequencing):
+            m.d.sync += busy.eq(left_next[0])
         m.d.comb += [self.clicks.eq(clicks), self.ready.eq(ready), self.busy.eq(busy)]
         return m
