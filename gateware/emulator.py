@@ -207,6 +207,9 @@ class LinkEmulator(wiring.Component):
         # left[i] = q > i, full while warming, so that every phase test is one bit; the
         # controls with many loads are registered from it. A draw restarts at a reseed, an
         # attempt strobe and a run start.
+        # For the simulator's sake, state changes only under enables that are off while
+        # nothing happens (drawn, no attempt armed, no dark step), and the flags of a kind
+        # share one signal: a Verilated model then skips idle logic as a whole.
         digits_n = JITTER_DIGITS
         draw_len = draw_cycles(p)
         steps = refill_steps(p)
@@ -215,7 +218,6 @@ class LinkEmulator(wiring.Component):
         warming = Signal(init=1)
         warming_next = Signal()
         left = Signal(draw_len, init=full)
-        left_next = Signal(draw_len)
         # A run start (running's first cycle) restarts the draw in the next cycle, well before
         # the core first samples ready.
         running_prev = Signal()
@@ -228,29 +230,37 @@ class LinkEmulator(wiring.Component):
             m.d.comb += warming_next.eq(warm[1:] != 0)
             m.d.sync += warm.eq(warm - 1)
         m.d.sync += warming.eq(warming_next)
-        restart = self.reseed | ((self.attempt | run_started) & ~warming)
+        restart = Signal()
+        m.d.comb += restart.eq(self.reseed | ((self.attempt | run_started) & ~warming))
+        # The next phase when not restarting; once drawn (q = 0) it and every flag from it
+        # stay low until a restart, so they are updated only on a restart or while drawing.
         shifted = Cat(left[1:], warming)
-        m.d.comb += left_next.eq(Mux(restart, full, shifted))
-        # Once drawn (q = 0) the phase and every flag from it stay low until a restart: they
-        # are updated only while drawing or restarting, so that idle cycles cost the
-        # simulator nothing.
-        sequencing = left[0] | restart
-        with m.If(sequencing):
-            m.d.sync += left.eq(left_next)
+        flag_layout = data.StructLayout({"capturing": 1, "sampling": 1, "digits": 1,
+                                         "shifting": 1})
+        # Per window, registered from the next phase (low on a restart, whose phase, full, is
+        # above them all): capturing (its bits complete), sampling, digits (sampling and the
+        # steps), shifting (capturing and digits).
+        flags = Signal(data.ArrayLayout(flag_layout, nw))
+        attempt_gen_step = Signal(init=1)          # reset: warming
+        busy = Signal(init=1)
+        sample_phases = [draw_len + 1 - cycle for cycle in window_sample_cycles(p)]
 
-        def phase_flag(name, above, upto):
-            """A register, high in the phases above ``above`` up to ``upto`` (a restart's
-            phase, full, is above them all)."""
-            flag = Signal(name=name)
-            with m.If(sequencing):
-                m.d.sync += flag.eq(~restart & shifted[above] & ~shifted[upto])
-            return flag
+        def between(above, upto):
+            return shifted[above] & ~shifted[upto]
+
+        with m.If(restart):
+            m.d.sync += [left.eq(full), flags.eq(0), attempt_gen_step.eq(1), busy.eq(1)]
+        with m.Elif(left[0]):
+            m.d.sync += [left.eq(shifted), attempt_gen_step.eq(shifted[draw_len - steps]),
+                         busy.eq(shifted[0])]
+            for w, phase in enumerate(sample_phases):
+                m.d.sync += flags[w].eq(Cat(between(phase, phase + 1),
+                                            between(phase - 1, phase),
+                                            between(phase - digits_n, phase),
+                                            between(phase - digits_n, phase + 1)))
 
         # -- refill: the generator's output register holds the newest word --------------------
         refilling = left[draw_len - steps]          # also high while warming
-        attempt_gen_step = Signal(init=1)          # reset: warming
-        with m.If(sequencing):
-            m.d.sync += attempt_gen_step.eq(left_next[draw_len - steps])
         m.d.comb += attempt_gen.step.eq(attempt_gen_step)
         n_held = held_words(p)
         held = Signal(64 * n_held)
@@ -262,32 +272,32 @@ class LinkEmulator(wiring.Component):
         # -- per window: sample and jitter digits; attempt strobe -> current attempt ----------
         # Jitter (r * M) >> 16 with M = J + 1, radix 4 from the lowest digit d of r:
         # acc = (acc + d * M) >> 2 from acc = 0 is the top of the partial product, below M.
-        # The sample cycle takes the first digit (no addition, acc being 0); the multiple
-        # d * M of each later step is registered in the cycle before.
+        # The sample cycle takes the first digit (acc taken as 0), each later step the next.
         window_bits = _window_bits(p)
+        jitter_bits = JITTER_DRAW_BITS * nc
         n_patterns = (1 << nc) - 1
-        photon = []
-        for w, sample_cycle in enumerate(window_sample_cycles(p)):
+        # Per window x detector (bit w * nc + c): a photon is to arrive.
+        armed = Signal(nw * nc)
+        countdowns, starts, arming = [], [], []
+        for w, sample_phase in enumerate(sample_phases):
             window = cfg.windows[w]
-            sample_phase = draw_len + 1 - sample_cycle
-            capturing = phase_flag(f"capturing{w}", sample_phase, sample_phase + 1)
-            sampling = phase_flag(f"sampling{w}", sample_phase - 1, sample_phase)
-            digits = phase_flag(f"digits{w}", sample_phase - digits_n, sample_phase)
-            shifting = phase_flag(f"shifting{w}", sample_phase - digits_n, sample_phase + 1)
+            flag = flags[w]
             # The window's own copy of its random bits, taken in the cycle they are complete.
-            base = w * window_bits - 64 * (sample_cycle - 3 - n_held)
+            base = w * window_bits - 64 * (draw_len - 2 - sample_phase - n_held)
             u = Signal(PATTERN_DRAW_BITS, name=f"u{w}")
-            with m.If(capturing):
+            with m.If(flag.capturing):
                 m.d.sync += u.eq(view[base:base + PATTERN_DRAW_BITS])
 
             # Offset and jitter follow the settings until the cycle before the sample.
-            early = Signal(signed(ow + 1), name=f"early{w}")   # offset - MIN_ARRIVAL_OFFSET
-            span = Signal(ow + 1, name=f"span{w}")           # M = J + 1
-            span3 = Signal(ow + 2, name=f"span3_{w}")        # 3 M = 4 J + 3 - J
+            timing = Signal(data.StructLayout({
+                "early": signed(ow + 1),     # offset - MIN_ARRIVAL_OFFSET
+                "span": ow + 1,              # M = J + 1
+                "span3": ow + 2,             # 3 M = 4 J + 3 - J
+            }), name=f"timing{w}")
             with m.If(left[sample_phase]):
-                m.d.sync += [early.eq(window.offset - MIN_ARRIVAL_OFFSET),
-                             span.eq(window.jitter + 1),
-                             span3.eq(Cat(Const(3, 2), window.jitter) - window.jitter)]
+                m.d.sync += timing.eq(Cat(window.offset - MIN_ARRIVAL_OFFSET,
+                                          window.jitter + 1,
+                                          Cat(Const(3, 2), window.jitter) - window.jitter))
 
             # The sample cycle registers the pattern, the smallest k with
             # u < thresholds[k - 1], for the attempt strobe to arm the detectors with.
@@ -295,46 +305,50 @@ class LinkEmulator(wiring.Component):
             drawn = Const(0, nc)
             for k in reversed(range(1, n_patterns + 1)):
                 drawn = Mux(u < window.thresholds[k - 1], k, drawn)
-            with m.If(sampling):
+            with m.If(flag.sampling):
                 m.d.sync += pattern.eq(drawn)
 
+            # Every detector's copy of r shifts its digits out at the bottom, so no mux picks
+            # them; the capture loads them all.
+            lo = base + PATTERN_DRAW_BITS
+            r_digits = Signal(jitter_bits, name=f"r_digits{w}")
+            acc = Signal(ow * nc, name=f"acc{w}")
+            r_of = [r_digits.word_select(c, JITTER_DRAW_BITS) for c in range(nc)]
+            acc_of = [acc.word_select(c, ow) for c in range(nc)]
+            with m.If(flag.capturing):
+                m.d.sync += r_digits.eq(view[lo:lo + jitter_bits])
+            with m.Elif(flag.shifting):
+                m.d.sync += r_digits.eq(Cat(*(Cat(r[JITTER_DIGIT_BITS:],
+                                                  Const(0, JITTER_DIGIT_BITS)) for r in r_of)))
+            with m.If(flag.digits):
+                m.d.sync += acc.eq(Cat(*(
+                    (Mux(flag.sampling, 0, a)
+                     + _select_multiple(r[:JITTER_DIGIT_BITS], timing.span, timing.span3))
+                    [JITTER_DIGIT_BITS:JITTER_DIGIT_BITS + ow]
+                    for r, a in zip(r_of, acc_of))))
+
+            # Arrival: a countdown from target - MIN_ARRIVAL_OFFSET; armed by the pattern
+            # (and an offset not below the minimum), it clicks once, as it turns negative.
             for c in range(nc):
-                lo = base + PATTERN_DRAW_BITS + JITTER_DRAW_BITS * c
-                # The copy of r shifts its digits out at the bottom, so no mux picks them.
-                r_digits = Signal(JITTER_DRAW_BITS, name=f"r_digits{w}_{c}")
-                multiple = Signal(ow + 2, name=f"multiple{w}_{c}")
-                acc = Signal(ow, name=f"acc{w}_{c}")
-                this_digit = r_digits[:JITTER_DIGIT_BITS]
-                next_digit = r_digits[JITTER_DIGIT_BITS:2 * JITTER_DIGIT_BITS]
-                # Enables from flags (capture or digits; sampling or stepping), the choice as
-                # a data select.
-                with m.If(shifting):
-                    m.d.sync += r_digits.eq(Mux(capturing, view[lo:lo + JITTER_DRAW_BITS],
-                                                r_digits >> JITTER_DIGIT_BITS))
-                with m.If(digits):
-                    m.d.sync += [
-                        multiple.eq(_select_multiple(next_digit, span, span3)),
-                        acc.eq(Mux(sampling,
-                                   _select_multiple(this_digit, span, span3)[JITTER_DIGIT_BITS:],
-                                   (acc + multiple)[JITTER_DIGIT_BITS:])),
-                    ]
-                # Arrival: a countdown from target - MIN_ARRIVAL_OFFSET; armed by the pattern
-                # (and an offset not below the minimum), it clicks once, as it turns negative.
-                # Only an armed countdown is read, so only an armed one counts.
-                countdown = Signal(signed(ow + 2), name=f"countdown{w}_{c}")
-                armed = Signal(name=f"armed{w}_{c}")
-                start = acc + early
-                with m.If(self.attempt):
-                    m.d.sync += countdown.eq(start)
-                with m.Elif(armed):
+                countdowns.append(Signal(signed(ow + 2), name=f"countdown{w}_{c}"))
+                starts.append(acc_of[c] + timing.early)
+                arming.append(pattern[c] & ~timing.early[-1])
+
+        # Only an armed countdown is read, so only an armed one counts.
+        with m.If(self.attempt):
+            m.d.sync += [countdown.eq(start) for countdown, start in zip(countdowns, starts)]
+        with m.Elif(armed != 0):
+            for i, countdown in enumerate(countdowns):
+                with m.If(armed[i]):
                     m.d.sync += countdown.eq(countdown - 1)
-                with m.If(self.reseed):
-                    m.d.sync += armed.eq(0)
-                with m.Elif(self.attempt):
-                    m.d.sync += armed.eq(pattern[c] & ~early[-1])
-                with m.Elif(countdown[-1]):
-                    m.d.sync += armed.eq(0)
-                photon.append((c, armed & countdown[-1]))
+        arrived = Cat(*(countdown[-1] for countdown in countdowns))
+        with m.If(self.reseed):
+            m.d.sync += armed.eq(0)
+        with m.Elif(self.attempt):
+            m.d.sync += armed.eq(Cat(*arming))
+        with m.Elif(armed != 0):
+            m.d.sync += armed.eq(armed & ~arrived)
+        photons = armed & arrived
 
         # -- clicks: photons, and dark counts (32 bits per detector per running cycle) ----------
         # In the cycle after each running cycle (once warmed up) the dark generators step and
@@ -346,16 +360,15 @@ class LinkEmulator(wiring.Component):
                      dark_gen_step.eq(warming_next | dark_step_next)]
         for gen in dark_gens:
             m.d.comb += gen.step.eq(dark_gen_step)
+        dark = Signal(nc)
+        m.d.sync += dark.eq(Cat(*(
+            dark_step & (dark_gens[c // 2].output.word_select(c % 2, 32) < cfg.dark[c])
+            for c in range(nc))))
+        hits = dark
+        for w in range(nw):
+            hits = hits | photons.word_select(w, nc)
         clicks = Signal(nc)
-        for c in range(nc):
-            word = dark_gens[c // 2].output.word_select(c % 2, 32)
-            dark = Signal(name=f"dark{c}")
-            m.d.sync += dark.eq(dark_step & (word < cfg.dark[c]))
-            hit = dark
-            for channel, term in photon:
-                if channel == c:
-                    hit = hit | term
-            m.d.sync += clicks[c].eq(cfg.enable & hit)
+        m.d.sync += clicks.eq(Mux(cfg.enable, hits, 0))
 
         # -- ready: a pause after recal rises, and low while a draw is unfinished ----------------
         recal_prev = Signal()
@@ -364,18 +377,14 @@ class LinkEmulator(wiring.Component):
         # countdown from recal_cycles - 2 is not negative (its sign bit is the test).
         pause = Signal(signed(33), init=-2)
         ready = Signal()
-        busy = Signal(init=1)
         m.d.sync += recal_prev.eq(self.recal)
         m.d.comb += recal_rises.eq(self.recal & ~recal_prev)
         with m.If(recal_rises):
             m.d.sync += pause.eq(cfg.recal_cycles - 2)
         with m.Elif(~pause[-1]):
             m.d.sync += pause.eq(pause - 1)
-        m.d.sync += [
-            # High in the draw's last cycle: an attempt strobe in the next meets it finished.
-            ready.eq(~recal_rises & pause[-1] & ~left_next[1]),
-        ]
-        with m.If(sequencing):
-            m.d.sync += busy.eq(left_next[0])
+        # High in the draw's last cycle (the next phase below 2): an attempt strobe in the next
+        # meets it finished.
+        m.d.sync += ready.eq(~recal_rises & pause[-1] & ~(restart | shifted[1]))
         m.d.comb += [self.clicks.eq(clicks), self.ready.eq(ready), self.busy.eq(busy)]
         return m
