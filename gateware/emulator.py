@@ -272,67 +272,81 @@ class LinkEmulator(wiring.Component):
         # -- per window: sample and jitter digits; attempt strobe -> current attempt ----------
         # Jitter (r * M) >> 16 with M = J + 1, radix 4 from the lowest digit d of r:
         # acc = (acc + d * M) >> 2 from acc = 0 is the top of the partial product, below M.
-        # The sample cycle takes the first digit (acc taken as 0), each later step the next.
+        # The sample cycle takes the first digit (no addition, acc being 0).
         window_bits = _window_bits(p)
         jitter_bits = JITTER_DRAW_BITS * nc
         n_patterns = (1 << nc) - 1
         # Per window x detector (bit w * nc + c): a photon is to arrive.
         armed = Signal(nw * nc)
         countdowns, starts, arming = [], [], []
-        for w, sample_phase in enumerate(sample_phases):
-            window = cfg.windows[w]
-            flag = flags[w]
-            # The window's own copy of its random bits, taken in the cycle they are complete.
-            base = w * window_bits - 64 * (draw_len - 2 - sample_phase - n_held)
-            u = Signal(PATTERN_DRAW_BITS, name=f"u{w}")
-            with m.If(flag.capturing):
-                m.d.sync += u.eq(view[base:base + PATTERN_DRAW_BITS])
+        # Every update of the window datapath happens while drawing (each of its enables
+        # implies left[0]); the enclosing condition lets a simulator skip it all at once.
+        with m.If(left[0]):
+            for w, sample_phase in enumerate(sample_phases):
+                window = cfg.windows[w]
+                flag = flags[w]
+                # The window's own copy of its random bits, taken in the cycle they are complete.
+                base = w * window_bits - 64 * (draw_len - 2 - sample_phase - n_held)
+                u = Signal(PATTERN_DRAW_BITS, name=f"u{w}")
+                with m.If(flag.capturing):
+                    m.d.sync += u.eq(view[base:base + PATTERN_DRAW_BITS])
 
-            # Offset and jitter follow the settings until the cycle before the sample.
-            timing = Signal(data.StructLayout({
-                "early": signed(ow + 1),     # offset - MIN_ARRIVAL_OFFSET
-                "span": ow + 1,              # M = J + 1
-                "span3": ow + 2,             # 3 M = 4 J + 3 - J
-            }), name=f"timing{w}")
-            with m.If(left[sample_phase]):
-                m.d.sync += timing.eq(Cat(window.offset - MIN_ARRIVAL_OFFSET,
-                                          window.jitter + 1,
-                                          Cat(Const(3, 2), window.jitter) - window.jitter))
+                # Offset and jitter follow the settings until the cycle before the sample.
+                timing = Signal(data.StructLayout({
+                    "early": signed(ow + 1),     # offset - MIN_ARRIVAL_OFFSET
+                    "span": ow + 1,              # M = J + 1
+                    "span3": ow + 2,             # 3 M = 4 J + 3 - J
+                }), name=f"timing{w}")
+                with m.If(left[sample_phase]):
+                    m.d.sync += timing.eq(Cat(window.offset - MIN_ARRIVAL_OFFSET,
+                                              window.jitter + 1,
+                                              Cat(Const(3, 2), window.jitter) - window.jitter))
 
-            # The sample cycle registers the pattern, the smallest k with
-            # u < thresholds[k - 1], for the attempt strobe to arm the detectors with.
-            pattern = Signal(nc, name=f"pattern{w}")
-            drawn = Const(0, nc)
-            for k in reversed(range(1, n_patterns + 1)):
-                drawn = Mux(u < window.thresholds[k - 1], k, drawn)
-            with m.If(flag.sampling):
-                m.d.sync += pattern.eq(drawn)
+                # The sample cycle registers the pattern, the smallest k with
+                # u < thresholds[k - 1], for the attempt strobe to arm the detectors with.
+                pattern = Signal(nc, name=f"pattern{w}")
+                drawn = Const(0, nc)
+                for k in reversed(range(1, n_patterns + 1)):
+                    drawn = Mux(u < window.thresholds[k - 1], k, drawn)
+                with m.If(flag.sampling):
+                    m.d.sync += pattern.eq(drawn)
 
-            # Every detector's copy of r shifts its digits out at the bottom, so no mux picks
-            # them; the capture loads them all.
-            lo = base + PATTERN_DRAW_BITS
-            r_digits = Signal(jitter_bits, name=f"r_digits{w}")
-            acc = Signal(ow * nc, name=f"acc{w}")
-            r_of = [r_digits.word_select(c, JITTER_DRAW_BITS) for c in range(nc)]
-            acc_of = [acc.word_select(c, ow) for c in range(nc)]
-            with m.If(flag.capturing):
-                m.d.sync += r_digits.eq(view[lo:lo + jitter_bits])
-            with m.Elif(flag.shifting):
-                m.d.sync += r_digits.eq(Cat(*(Cat(r[JITTER_DIGIT_BITS:],
-                                                  Const(0, JITTER_DIGIT_BITS)) for r in r_of)))
-            with m.If(flag.digits):
-                m.d.sync += acc.eq(Cat(*(
-                    (Mux(flag.sampling, 0, a)
-                     + _select_multiple(r[:JITTER_DIGIT_BITS], timing.span, timing.span3))
-                    [JITTER_DIGIT_BITS:JITTER_DIGIT_BITS + ow]
-                    for r, a in zip(r_of, acc_of))))
+                # Every detector's copy of r shifts its digits out at the bottom, so no mux picks
+                # them; the capture loads them all.
+                lo = base + PATTERN_DRAW_BITS
+                r_digits = Signal(jitter_bits, name=f"r_digits{w}")
+                acc = Signal(ow * nc, name=f"acc{w}")
+                r_of = [r_digits.word_select(c, JITTER_DRAW_BITS) for c in range(nc)]
+                acc_of = [acc.word_select(c, ow) for c in range(nc)]
+                with m.If(flag.capturing):
+                    m.d.sync += r_digits.eq(view[lo:lo + jitter_bits])
+                with m.Elif(flag.shifting):
+                    m.d.sync += r_digits.eq(Cat(*(Cat(r[JITTER_DIGIT_BITS:],
+                                                      Const(0, JITTER_DIGIT_BITS)) for r in r_of)))
+                # The multiple d * M of each step after the sample is registered in the cycle
+                # before, so that the adder starts from flip-flops.
+                multiple = Signal((ow + 2) * nc, name=f"multiple{w}")
+                multiple_of = [multiple.word_select(c, ow + 2) for c in range(nc)]
 
-            # Arrival: a countdown from target - MIN_ARRIVAL_OFFSET; armed by the pattern
-            # (and an offset not below the minimum), it clicks once, as it turns negative.
-            for c in range(nc):
-                countdowns.append(Signal(signed(ow + 2), name=f"countdown{w}_{c}"))
-                starts.append(acc_of[c] + timing.early)
-                arming.append(pattern[c] & ~timing.early[-1])
+                def digit_multiple(r, digit):
+                    return _select_multiple(r[JITTER_DIGIT_BITS * digit:][:JITTER_DIGIT_BITS],
+                                            timing.span, timing.span3)
+
+                with m.If(flag.digits):
+                    m.d.sync += [
+                        multiple.eq(Cat(*(digit_multiple(r, 1) for r in r_of))),
+                        acc.eq(Cat(*(
+                            Mux(flag.sampling, digit_multiple(r, 0)[JITTER_DIGIT_BITS:],
+                                (a + d)[JITTER_DIGIT_BITS:JITTER_DIGIT_BITS + ow])
+                            for r, a, d in zip(r_of, acc_of, multiple_of)))),
+                    ]
+
+                # Arrival: a countdown from target - MIN_ARRIVAL_OFFSET; armed by the pattern
+                # (and an offset not below the minimum), it clicks once, as it turns negative.
+                for c in range(nc):
+                    countdowns.append(Signal(signed(ow + 2), name=f"countdown{w}_{c}"))
+                    starts.append(acc_of[c] + timing.early)
+                    arming.append(pattern[c] & ~timing.early[-1])
 
         # Only an armed countdown is read, so only an armed one counts.
         with m.If(self.attempt):
