@@ -208,8 +208,9 @@ class LinkEmulator(wiring.Component):
         # controls with many loads are registered from it. A draw restarts at a reseed, an
         # attempt strobe and a run start.
         # For the simulator's sake, state changes only under enables that are off while
-        # nothing happens (drawn, no attempt armed, no dark step), and the flags of a kind
-        # share one signal: a Verilated model then skips idle logic as a whole.
+        # nothing happens (drawn, no attempt armed, no dark step), and registers that change
+        # together share one signal: a Verilated model then skips idle logic as a whole and
+        # copies fewer registers per cycle.
         digits_n = JITTER_DIGITS
         draw_len = draw_cycles(p)
         steps = refill_steps(p)
@@ -217,7 +218,6 @@ class LinkEmulator(wiring.Component):
         warm = Signal(range(WARMUP_STEPS + 3), init=WARMUP_STEPS)   # reset: a seed-0 load
         warming = Signal(init=1)
         warming_next = Signal()
-        left = Signal(draw_len, init=full)
         # A run start (running's first cycle) restarts the draw in the next cycle, well before
         # the core first samples ready.
         running_prev = Signal()
@@ -232,36 +232,40 @@ class LinkEmulator(wiring.Component):
         m.d.sync += warming.eq(warming_next)
         restart = Signal()
         m.d.comb += restart.eq(self.reseed | ((self.attempt | run_started) & ~warming))
+        # The phase and the controls registered from the next one. Per window flags (low on a
+        # restart, whose phase, full, is above them all): capturing (its bits complete),
+        # sampling, digits (sampling and the steps), shifting (capturing and digits).
+        flag_layout = data.StructLayout({"capturing": 1, "sampling": 1, "digits": 1,
+                                         "shifting": 1})
+        sequence = Signal(data.StructLayout({
+            "left": draw_len,
+            "flags": data.ArrayLayout(flag_layout, nw),
+            "attempt_gen_step": 1,
+            "busy": 1,
+        }), init=(restarted := {"left": full, "attempt_gen_step": 1, "busy": 1}))  # warming
+        left, flags = sequence.left, sequence.flags
         # The next phase when not restarting; once drawn (q = 0) it and every flag from it
         # stay low until a restart, so they are updated only on a restart or while drawing.
         shifted = Cat(left[1:], warming)
-        flag_layout = data.StructLayout({"capturing": 1, "sampling": 1, "digits": 1,
-                                         "shifting": 1})
-        # Per window, registered from the next phase (low on a restart, whose phase, full, is
-        # above them all): capturing (its bits complete), sampling, digits (sampling and the
-        # steps), shifting (capturing and digits).
-        flags = Signal(data.ArrayLayout(flag_layout, nw))
-        attempt_gen_step = Signal(init=1)          # reset: warming
-        busy = Signal(init=1)
         sample_phases = [draw_len + 1 - cycle for cycle in window_sample_cycles(p)]
 
         def between(above, upto):
             return shifted[above] & ~shifted[upto]
 
         with m.If(restart):
-            m.d.sync += [left.eq(full), flags.eq(0), attempt_gen_step.eq(1), busy.eq(1)]
+            m.d.sync += sequence.eq(sequence.shape().const(restarted))
         with m.Elif(left[0]):
-            m.d.sync += [left.eq(shifted), attempt_gen_step.eq(shifted[draw_len - steps]),
-                         busy.eq(shifted[0])]
-            for w, phase in enumerate(sample_phases):
-                m.d.sync += flags[w].eq(Cat(between(phase, phase + 1),
-                                            between(phase - 1, phase),
-                                            between(phase - digits_n, phase),
-                                            between(phase - digits_n, phase + 1)))
+            m.d.sync += sequence.eq(Cat(
+                shifted,
+                *(Cat(between(phase, phase + 1), between(phase - 1, phase),
+                      between(phase - digits_n, phase), between(phase - digits_n, phase + 1))
+                  for phase in sample_phases),
+                shifted[draw_len - steps],
+                shifted[0]))
 
         # -- refill: the generator's output register holds the newest word --------------------
         refilling = left[draw_len - steps]          # also high while warming
-        m.d.comb += attempt_gen.step.eq(attempt_gen_step)
+        m.d.comb += attempt_gen.step.eq(sequence.attempt_gen_step)
         n_held = held_words(p)
         held = Signal(64 * n_held)
         if n_held:
@@ -285,44 +289,42 @@ class LinkEmulator(wiring.Component):
             for w, sample_phase in enumerate(sample_phases):
                 window = cfg.windows[w]
                 flag = flags[w]
-                # The window's own copy of its random bits, taken in the cycle they are complete.
+                # The window's own copy of its random bits, taken in the cycle they are
+                # complete: the pattern draw u and every detector's jitter draw r, whose copy
+                # shifts its digits out at the bottom, so that no mux picks them.
                 base = w * window_bits - 64 * (draw_len - 2 - sample_phase - n_held)
-                u = Signal(PATTERN_DRAW_BITS, name=f"u{w}")
+                bits = Signal(data.StructLayout({"u": PATTERN_DRAW_BITS,
+                                                 "r_digits": jitter_bits}), name=f"bits{w}")
+                r_of = [bits.r_digits.word_select(c, JITTER_DRAW_BITS) for c in range(nc)]
                 with m.If(flag.capturing):
-                    m.d.sync += u.eq(view[base:base + PATTERN_DRAW_BITS])
+                    m.d.sync += bits.eq(view[base:base + window_bits])
+                with m.Elif(flag.shifting):
+                    m.d.sync += bits.r_digits.eq(Cat(*(Cat(r[JITTER_DIGIT_BITS:],
+                                                           Const(0, JITTER_DIGIT_BITS))
+                                                       for r in r_of)))
 
-                # Offset and jitter follow the settings until the cycle before the sample.
+                # Offset and jitter follow the settings until the cycle before the sample; the
+                # sample cycle registers the pattern, the smallest k with
+                # u < thresholds[k - 1], for the attempt strobe to arm the detectors with.
                 timing = Signal(data.StructLayout({
                     "early": signed(ow + 1),     # offset - MIN_ARRIVAL_OFFSET
                     "span": ow + 1,              # M = J + 1
                     "span3": ow + 2,             # 3 M = 4 J + 3 - J
+                    "pattern": nc,
                 }), name=f"timing{w}")
                 with m.If(left[sample_phase]):
-                    m.d.sync += timing.eq(Cat(window.offset - MIN_ARRIVAL_OFFSET,
-                                              window.jitter + 1,
-                                              Cat(Const(3, 2), window.jitter) - window.jitter))
-
-                # The sample cycle registers the pattern, the smallest k with
-                # u < thresholds[k - 1], for the attempt strobe to arm the detectors with.
-                pattern = Signal(nc, name=f"pattern{w}")
+                    m.d.sync += [timing.early.eq(window.offset - MIN_ARRIVAL_OFFSET),
+                                 timing.span.eq(window.jitter + 1),
+                                 timing.span3.eq(Cat(Const(3, 2), window.jitter)
+                                                 - window.jitter)]
                 drawn = Const(0, nc)
                 for k in reversed(range(1, n_patterns + 1)):
-                    drawn = Mux(u < window.thresholds[k - 1], k, drawn)
+                    drawn = Mux(bits.u < window.thresholds[k - 1], k, drawn)
                 with m.If(flag.sampling):
-                    m.d.sync += pattern.eq(drawn)
+                    m.d.sync += timing.pattern.eq(drawn)
 
-                # Every detector's copy of r shifts its digits out at the bottom, so no mux picks
-                # them; the capture loads them all.
-                lo = base + PATTERN_DRAW_BITS
-                r_digits = Signal(jitter_bits, name=f"r_digits{w}")
                 acc = Signal(ow * nc, name=f"acc{w}")
-                r_of = [r_digits.word_select(c, JITTER_DRAW_BITS) for c in range(nc)]
                 acc_of = [acc.word_select(c, ow) for c in range(nc)]
-                with m.If(flag.capturing):
-                    m.d.sync += r_digits.eq(view[lo:lo + jitter_bits])
-                with m.Elif(flag.shifting):
-                    m.d.sync += r_digits.eq(Cat(*(Cat(r[JITTER_DIGIT_BITS:],
-                                                      Const(0, JITTER_DIGIT_BITS)) for r in r_of)))
                 # The multiple d * M of each step after the sample is registered in the cycle
                 # before, so that the adder starts from flip-flops.
                 multiple = Signal((ow + 2) * nc, name=f"multiple{w}")
@@ -346,7 +348,7 @@ class LinkEmulator(wiring.Component):
                 for c in range(nc):
                     countdowns.append(Signal(signed(ow + 2), name=f"countdown{w}_{c}"))
                     starts.append(acc_of[c] + timing.early)
-                    arming.append(pattern[c] & ~timing.early[-1])
+                    arming.append(timing.pattern[c] & ~timing.early[-1])
 
         # Only an armed countdown is read, so only an armed one counts.
         with m.If(self.attempt):
@@ -400,5 +402,6 @@ class LinkEmulator(wiring.Component):
         # High in the draw's last cycle (the next phase below 2): an attempt strobe in the next
         # meets it finished.
         m.d.sync += ready.eq(~recal_rises & pause[-1] & ~(restart | shifted[1]))
-        m.d.comb += [self.clicks.eq(clicks), self.ready.eq(ready), self.busy.eq(busy)]
+        m.d.comb += [self.clicks.eq(clicks), self.ready.eq(ready),
+                     self.busy.eq(sequence.busy)]
         return m
