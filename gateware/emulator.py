@@ -380,11 +380,15 @@ class LinkEmulator(wiring.Component):
         m.d.sync += dark.eq(Cat(*(
             dark_step & (dark_gens[c // 2].output.word_select(c % 2, 32) < cfg.dark[c])
             for c in range(nc))))
-        hits = dark
-        for w in range(nw):
-            hits = hits | photons.word_select(w, nc)
         clicks = Signal(nc)
-        m.d.sync += clicks.eq(Mux(cfg.enable, hits, 0))
+        # Photons only while armed (the same logic, spelt out for the simulator's sake).
+        with m.If(armed != 0):
+            hits = dark
+            for w in range(nw):
+                hits = hits | photons.word_select(w, nc)
+            m.d.sync += clicks.eq(Mux(cfg.enable, hits, 0))
+        with m.Else():
+            m.d.sync += clicks.eq(Mux(cfg.enable, dark, 0))
 
         # -- ready: a pause after recal rises, and low while a draw is unfinished ----------------
         recal_prev = Signal()

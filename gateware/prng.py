@@ -78,36 +78,32 @@ class Xoshiro256StarStar(wiring.Component):
             return (value << amount)[:64]
 
         def rotl(value, amount):
-            """``value()`` rotated: built twice rather than shared, so that no shared term is
-            left for the simulator to compute in every cycle."""
-            return shl(value(), amount) | value()[64 - amount:]
+            return shl(value, amount) | value[64 - amount:]
 
         # Scrambler rotl(s1 * 5, 7) * 9, one adder per stage.
         times5 = Signal(64)
         output = Signal(64)
         m.d.comb += self.output.eq(output)
-        # Each next word written out whole, without shared terms, so that the simulator
-        # computes it only in the cycles the generator steps.
+        # Each next word written out from the state words, without a term shared with
+        # another (a rotation distributes over XOR), so that the simulator computes it only in
+        # the cycles the generator steps.
         n0 = s[0] ^ s[3] ^ s[1]
         n1 = s[1] ^ s[2] ^ s[0]
         n2 = s[2] ^ s[0] ^ shl(s[1], 17)
-        n3 = rotl(lambda: s[3] ^ s[1], 45)
+        n3 = rotl(s[3], 45) ^ rotl(s[1], 45)
         with m.If(self.step):
             with m.If(self.load):
                 seed = self.seed
                 m.d.sync += [
                     s[0].eq(seed ^ Const(c0, 64)),
-                    s[1].eq(rotl(lambda: seed, 17) ^ Const(c1, 64)),
+                    s[1].eq(rotl(seed, 17) ^ Const(c1, 64)),
                     s[2].eq(~seed ^ Const(c2, 64)),
-                    s[3].eq(rotl(lambda: seed, 41) ^ Const(c3, 64)),
+                    s[3].eq(rotl(seed, 41) ^ Const(c3, 64)),
                 ]
             with m.Else():
                 m.d.sync += [s[0].eq(n0), s[1].eq(n1), s[2].eq(n2), s[3].eq(n3)]
-            def times5_rotated():
-                return rotl(lambda: times5, 7)
-
             m.d.sync += [
                 times5.eq(shl(s[1], 2) + s[1]),
-                output.eq(shl(times5_rotated(), 3) + times5_rotated()),
+                output.eq(shl(rotl(times5, 7), 3) + rotl(times5, 7)),
             ]
         return m
