@@ -135,21 +135,6 @@ def dark_generators(params: CoreParameters):
     return -(-params.n_channels // 2)
 
 
-def _below(a, b):
-    """``a < b`` for unsigned values: the borrow of ``a - b``, the carry chain's last sum."""
-    return (a - b)[-1]
-
-
-def _less_parts(a, b):
-    """``a < b`` for 32-bit values as three 16-bit comparisons (top less, top equal, bottom
-    less), to be registered; :func:`_less` joins them."""
-    return Cat(_below(a[16:], b[16:]), a[16:] == b[16:], _below(a[:16], b[:16]))
-
-
-def _less(parts):
-    return parts[0] | (parts[1] & parts[2])
-
-
 def _select_multiple(digit, span, span3):
     """``digit * span`` for a 2-bit digit, given ``span3 = 3 * span``."""
     return Mux(digit[1], Mux(digit[0], span3, span << 1), Mux(digit[0], span, 0))
@@ -222,6 +207,10 @@ class LinkEmulator(wiring.Component):
         # left[i] = q > i, full while warming, so that every phase test is one bit; the
         # controls with many loads are registered from it. A draw restarts at a reseed, an
         # attempt strobe and a run start.
+        # For the simulator's sake, state changes only under enables that are off while
+        # nothing happens (drawn, no attempt armed, no dark step), and registers that change
+        # together share one signal: a Verilated model then skips idle logic as a whole and
+        # copies fewer registers per cycle.
         digits_n = JITTER_DIGITS
         draw_len = draw_cycles(p)
         steps = refill_steps(p)
@@ -229,8 +218,6 @@ class LinkEmulator(wiring.Component):
         warm = Signal(range(WARMUP_STEPS + 3), init=WARMUP_STEPS)   # reset: a seed-0 load
         warming = Signal(init=1)
         warming_next = Signal()
-        left = Signal(draw_len, init=full)
-        left_next = Signal(draw_len)
         # A run start (running's first cycle) restarts the draw in the next cycle, well before
         # the core first samples ready.
         running_prev = Signal()
@@ -243,23 +230,42 @@ class LinkEmulator(wiring.Component):
             m.d.comb += warming_next.eq(warm[1:] != 0)
             m.d.sync += warm.eq(warm - 1)
         m.d.sync += warming.eq(warming_next)
-        restart = self.reseed | ((self.attempt | run_started) & ~warming)
+        restart = Signal()
+        m.d.comb += restart.eq(self.reseed | ((self.attempt | run_started) & ~warming))
+        # The phase and the controls registered from the next one. Per window flags (low on a
+        # restart, whose phase, full, is above them all): capturing (its bits complete),
+        # sampling, digits (sampling and the steps), shifting (capturing and digits).
+        flag_layout = data.StructLayout({"capturing": 1, "sampling": 1, "digits": 1,
+                                         "shifting": 1})
+        sequence = Signal(data.StructLayout({
+            "left": draw_len,
+            "flags": data.ArrayLayout(flag_layout, nw),
+            "attempt_gen_step": 1,
+            "busy": 1,
+        }), init=(restarted := {"left": full, "attempt_gen_step": 1, "busy": 1}))  # warming
+        left, flags = sequence.left, sequence.flags
+        # The next phase when not restarting; once drawn (q = 0) it and every flag from it
+        # stay low until a restart, so they are updated only on a restart or while drawing.
         shifted = Cat(left[1:], warming)
-        m.d.comb += left_next.eq(Mux(restart, full, shifted))
-        m.d.sync += left.eq(left_next)
+        sample_phases = [draw_len + 1 - cycle for cycle in window_sample_cycles(p)]
 
-        def phase_flag(name, above, upto):
-            """A register, high in the phases above ``above`` up to ``upto`` (a restart's
-            phase, full, is above them all)."""
-            flag = Signal(name=name)
-            m.d.sync += flag.eq(~restart & shifted[above] & ~shifted[upto])
-            return flag
+        def between(above, upto):
+            return shifted[above] & ~shifted[upto]
+
+        with m.If(restart):
+            m.d.sync += sequence.eq(sequence.shape().const(restarted))
+        with m.Elif(left[0]):
+            m.d.sync += sequence.eq(Cat(
+                shifted,
+                *(Cat(between(phase, phase + 1), between(phase - 1, phase),
+                      between(phase - digits_n, phase), between(phase - digits_n, phase + 1))
+                  for phase in sample_phases),
+                shifted[draw_len - steps],
+                shifted[0]))
 
         # -- refill: the generator's output register holds the newest word --------------------
         refilling = left[draw_len - steps]          # also high while warming
-        attempt_gen_step = Signal(init=1)          # reset: warming
-        m.d.sync += attempt_gen_step.eq(left_next[draw_len - steps])
-        m.d.comb += attempt_gen.step.eq(attempt_gen_step)
+        m.d.comb += attempt_gen.step.eq(sequence.attempt_gen_step)
         n_held = held_words(p)
         held = Signal(64 * n_held)
         if n_held:
@@ -270,102 +276,119 @@ class LinkEmulator(wiring.Component):
         # -- per window: sample and jitter digits; attempt strobe -> current attempt ----------
         # Jitter (r * M) >> 16 with M = J + 1, radix 4 from the lowest digit d of r:
         # acc = (acc + d * M) >> 2 from acc = 0 is the top of the partial product, below M.
-        # The sample cycle takes the first digit (no addition, acc being 0); the multiple
-        # d * M of each later step is registered in the cycle before.
+        # The sample cycle takes the first digit (no addition, acc being 0).
         window_bits = _window_bits(p)
+        jitter_bits = JITTER_DRAW_BITS * nc
         n_patterns = (1 << nc) - 1
-        photon = []
-        for w, sample_cycle in enumerate(window_sample_cycles(p)):
-            window = cfg.windows[w]
-            sample_phase = draw_len + 1 - sample_cycle
-            capturing = phase_flag(f"capturing{w}", sample_phase, sample_phase + 1)
-            sampling = phase_flag(f"sampling{w}", sample_phase - 1, sample_phase)
-            digits = phase_flag(f"digits{w}", sample_phase - digits_n, sample_phase)
-            shifting = phase_flag(f"shifting{w}", sample_phase - digits_n, sample_phase + 1)
-            # The window's own copy of its random bits, taken in the cycle they are complete.
-            base = w * window_bits - 64 * (sample_cycle - 3 - n_held)
-            u = Signal(PATTERN_DRAW_BITS, name=f"u{w}")
-            with m.If(capturing):
-                m.d.sync += u.eq(view[base:base + PATTERN_DRAW_BITS])
+        # Per window x detector (bit w * nc + c): a photon is to arrive.
+        armed = Signal(nw * nc)
+        countdowns, starts, arming = [], [], []
+        # Every update of the window datapath happens while drawing (each of its enables
+        # implies left[0]); the enclosing condition lets a simulator skip it all at once.
+        with m.If(left[0]):
+            for w, sample_phase in enumerate(sample_phases):
+                window = cfg.windows[w]
+                flag = flags[w]
+                # The window's own copy of its random bits, taken in the cycle they are
+                # complete: the pattern draw u and every detector's jitter draw r, whose copy
+                # shifts its digits out at the bottom, so that no mux picks them.
+                base = w * window_bits - 64 * (draw_len - 2 - sample_phase - n_held)
+                bits = Signal(data.StructLayout({"u": PATTERN_DRAW_BITS,
+                                                 "r_digits": jitter_bits}), name=f"bits{w}")
+                r_of = [bits.r_digits.word_select(c, JITTER_DRAW_BITS) for c in range(nc)]
+                with m.If(flag.capturing):
+                    m.d.sync += bits.eq(view[base:base + window_bits])
+                with m.Elif(flag.shifting):
+                    m.d.sync += bits.r_digits.eq(Cat(*(Cat(r[JITTER_DIGIT_BITS:],
+                                                           Const(0, JITTER_DIGIT_BITS))
+                                                       for r in r_of)))
 
-            # Offset and jitter follow the settings until the cycle before the sample.
-            early = Signal(signed(ow + 1), name=f"early{w}")   # offset - MIN_ARRIVAL_OFFSET
-            span = Signal(ow + 1, name=f"span{w}")           # M = J + 1
-            span3 = Signal(ow + 2, name=f"span3_{w}")        # 3 M = 4 J + 3 - J
-            with m.If(left[sample_phase]):
-                m.d.sync += [early.eq(window.offset - MIN_ARRIVAL_OFFSET),
-                             span.eq(window.jitter + 1),
-                             span3.eq(Cat(Const(3, 2), window.jitter) - window.jitter)]
+                # Offset and jitter follow the settings until the cycle before the sample; the
+                # sample cycle registers the pattern, the smallest k with
+                # u < thresholds[k - 1], for the attempt strobe to arm the detectors with.
+                timing = Signal(data.StructLayout({
+                    "early": signed(ow + 1),     # offset - MIN_ARRIVAL_OFFSET
+                    "span": ow + 1,              # M = J + 1
+                    "span3": ow + 2,             # 3 M = 4 J + 3 - J
+                    "pattern": nc,
+                }), name=f"timing{w}")
+                with m.If(left[sample_phase]):
+                    m.d.sync += [timing.early.eq(window.offset - MIN_ARRIVAL_OFFSET),
+                                 timing.span.eq(window.jitter + 1),
+                                 timing.span3.eq(Cat(Const(3, 2), window.jitter)
+                                                 - window.jitter)]
+                drawn = Const(0, nc)
+                for k in reversed(range(1, n_patterns + 1)):
+                    drawn = Mux(bits.u < window.thresholds[k - 1], k, drawn)
+                with m.If(flag.sampling):
+                    m.d.sync += timing.pattern.eq(drawn)
 
-            # The threshold comparisons are registered in halves; the attempt strobe picks the
-            # pattern, the smallest k with u < thresholds[k - 1].
-            below = [Signal(3, name=f"below{w}_{k}") for k in range(n_patterns)]
-            pattern = Signal(nc, name=f"pattern{w}")
-            for k in reversed(range(1, n_patterns + 1)):
-                with m.If(_less(below[k - 1])):
-                    m.d.comb += pattern.eq(k)
-            with m.If(sampling):
-                m.d.sync += [part.eq(_less_parts(u, threshold))
-                             for part, threshold in zip(below, window.thresholds)]
+                acc = Signal(ow * nc, name=f"acc{w}")
+                acc_of = [acc.word_select(c, ow) for c in range(nc)]
+                # The multiple d * M of each step after the sample is registered in the cycle
+                # before, so that the adder starts from flip-flops.
+                multiple = Signal((ow + 2) * nc, name=f"multiple{w}")
+                multiple_of = [multiple.word_select(c, ow + 2) for c in range(nc)]
 
-            for c in range(nc):
-                lo = base + PATTERN_DRAW_BITS + JITTER_DRAW_BITS * c
-                # The copy of r shifts its digits out at the bottom, so no mux picks them.
-                r_digits = Signal(JITTER_DRAW_BITS, name=f"r_digits{w}_{c}")
-                multiple = Signal(ow + 2, name=f"multiple{w}_{c}")
-                acc = Signal(ow, name=f"acc{w}_{c}")
-                this_digit = r_digits[:JITTER_DIGIT_BITS]
-                next_digit = r_digits[JITTER_DIGIT_BITS:2 * JITTER_DIGIT_BITS]
-                # Enables from flags (capture or digits; sampling or stepping), the choice as
-                # a data select.
-                with m.If(shifting):
-                    m.d.sync += r_digits.eq(Mux(capturing, view[lo:lo + JITTER_DRAW_BITS],
-                                                r_digits >> JITTER_DIGIT_BITS))
-                with m.If(digits):
+                def digit_multiple(r, digit):
+                    return _select_multiple(r[JITTER_DIGIT_BITS * digit:][:JITTER_DIGIT_BITS],
+                                            timing.span, timing.span3)
+
+                with m.If(flag.digits):
                     m.d.sync += [
-                        multiple.eq(_select_multiple(next_digit, span, span3)),
-                        acc.eq(Mux(sampling,
-                                   _select_multiple(this_digit, span, span3)[JITTER_DIGIT_BITS:],
-                                   (acc + multiple)[JITTER_DIGIT_BITS:])),
+                        multiple.eq(Cat(*(digit_multiple(r, 1) for r in r_of))),
+                        acc.eq(Cat(*(
+                            Mux(flag.sampling, digit_multiple(r, 0)[JITTER_DIGIT_BITS:],
+                                (a + d)[JITTER_DIGIT_BITS:JITTER_DIGIT_BITS + ow])
+                            for r, a, d in zip(r_of, acc_of, multiple_of)))),
                     ]
+
                 # Arrival: a countdown from target - MIN_ARRIVAL_OFFSET; armed by the pattern
                 # (and an offset not below the minimum), it clicks once, as it turns negative.
-                countdown = Signal(signed(ow + 2), name=f"countdown{w}_{c}")
-                armed = Signal(name=f"armed{w}_{c}")
-                start = acc + early
-                with m.If(self.attempt):
-                    m.d.sync += countdown.eq(start)
-                with m.Elif(~countdown[-1]):
+                for c in range(nc):
+                    countdowns.append(Signal(signed(ow + 2), name=f"countdown{w}_{c}"))
+                    starts.append(acc_of[c] + timing.early)
+                    arming.append(timing.pattern[c] & ~timing.early[-1])
+
+        # Only an armed countdown is read, so only an armed one counts.
+        with m.If(self.attempt):
+            m.d.sync += [countdown.eq(start) for countdown, start in zip(countdowns, starts)]
+        with m.Elif(armed != 0):
+            for i, countdown in enumerate(countdowns):
+                with m.If(armed[i]):
                     m.d.sync += countdown.eq(countdown - 1)
-                with m.If(self.reseed):
-                    m.d.sync += armed.eq(0)
-                with m.Elif(self.attempt):
-                    m.d.sync += armed.eq(pattern[c] & ~early[-1])
-                with m.Elif(countdown[-1]):
-                    m.d.sync += armed.eq(0)
-                photon.append((c, armed & countdown[-1]))
+        arrived = Cat(*(countdown[-1] for countdown in countdowns))
+        with m.If(self.reseed):
+            m.d.sync += armed.eq(0)
+        with m.Elif(self.attempt):
+            m.d.sync += armed.eq(Cat(*arming))
+        with m.Elif(armed != 0):
+            m.d.sync += armed.eq(armed & ~arrived)
+        photons = armed & arrived
 
         # -- clicks: photons, and dark counts (32 bits per detector per running cycle) ----------
         # In the cycle after each running cycle (once warmed up) the dark generators step and
-        # their words are compared, in registered halves joined in the click register.
+        # their words are compared; the click register takes the registered result.
         dark_step = Signal()
-        dark_decide = Signal()
         dark_gen_step = Signal(init=1)             # reset: warming
         dark_step_next = cfg.enable & self.running & ~warming_next
-        m.d.sync += [dark_step.eq(dark_step_next), dark_decide.eq(dark_step),
+        m.d.sync += [dark_step.eq(dark_step_next),
                      dark_gen_step.eq(warming_next | dark_step_next)]
         for gen in dark_gens:
             m.d.comb += gen.step.eq(dark_gen_step)
+        dark = Signal(nc)
+        m.d.sync += dark.eq(Cat(*(
+            dark_step & (dark_gens[c // 2].output.word_select(c % 2, 32) < cfg.dark[c])
+            for c in range(nc))))
         clicks = Signal(nc)
-        for c in range(nc):
-            word = dark_gens[c // 2].output.word_select(c % 2, 32)
-            dark = Signal(3, name=f"dark{c}")
-            m.d.sync += dark.eq(_less_parts(word, cfg.dark[c]))
-            hit = dark_decide & _less(dark)
-            for channel, term in photon:
-                if channel == c:
-                    hit = hit | term
-            m.d.sync += clicks[c].eq(cfg.enable & hit)
+        # Photons only while armed (the same logic, spelt out for the simulator's sake).
+        with m.If(armed != 0):
+            hits = dark
+            for w in range(nw):
+                hits = hits | photons.word_select(w, nc)
+            m.d.sync += clicks.eq(Mux(cfg.enable, hits, 0))
+        with m.Else():
+            m.d.sync += clicks.eq(Mux(cfg.enable, dark, 0))
 
         # -- ready: a pause after recal rises, and low while a draw is unfinished ----------------
         recal_prev = Signal()
@@ -374,17 +397,15 @@ class LinkEmulator(wiring.Component):
         # countdown from recal_cycles - 2 is not negative (its sign bit is the test).
         pause = Signal(signed(33), init=-2)
         ready = Signal()
-        busy = Signal(init=1)
         m.d.sync += recal_prev.eq(self.recal)
         m.d.comb += recal_rises.eq(self.recal & ~recal_prev)
         with m.If(recal_rises):
             m.d.sync += pause.eq(cfg.recal_cycles - 2)
         with m.Elif(~pause[-1]):
             m.d.sync += pause.eq(pause - 1)
-        m.d.sync += [
-            # High in the draw's last cycle: an attempt strobe in the next meets it finished.
-            ready.eq(~recal_rises & pause[-1] & ~left_next[1]),
-            busy.eq(left_next[0]),
-        ]
-        m.d.comb += [self.clicks.eq(clicks), self.ready.eq(ready), self.busy.eq(busy)]
+        # High in the draw's last cycle (the next phase below 2): an attempt strobe in the next
+        # meets it finished.
+        m.d.sync += ready.eq(~recal_rises & pause[-1] & ~(restart | shifted[1]))
+        m.d.comb += [self.clicks.eq(clicks), self.ready.eq(ready),
+                     self.busy.eq(sequence.busy)]
         return m

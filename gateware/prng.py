@@ -72,18 +72,25 @@ class Xoshiro256StarStar(wiring.Component):
         s = [Signal(64, name=f"s{i}", init=v)
              for i, v in enumerate(seed_state(0, self.instance))]
 
+        # Shifts as shift operators rather than bit concatenations: the same hardware, but a
+        # simulator (Verilator) then computes each as one word operation.
+        def shl(value, amount):
+            return (value << amount)[:64]
+
         def rotl(value, amount):
-            return Cat(value[64 - amount:], value[:64 - amount])
+            return shl(value, amount) | value[64 - amount:]
 
         # Scrambler rotl(s1 * 5, 7) * 9, one adder per stage.
         times5 = Signal(64)
         output = Signal(64)
         m.d.comb += self.output.eq(output)
-        t = s[1] << 17
-        n2 = s[2] ^ s[0]
-        n3 = s[3] ^ s[1]
-        n1 = s[1] ^ n2
-        n0 = s[0] ^ n3
+        # Each next word written out from the state words, without a term shared with
+        # another (a rotation distributes over XOR), so that the simulator computes it only in
+        # the cycles the generator steps.
+        n0 = s[0] ^ s[3] ^ s[1]
+        n1 = s[1] ^ s[2] ^ s[0]
+        n2 = s[2] ^ s[0] ^ shl(s[1], 17)
+        n3 = rotl(s[3], 45) ^ rotl(s[1], 45)
         with m.If(self.step):
             with m.If(self.load):
                 seed = self.seed
@@ -94,15 +101,9 @@ class Xoshiro256StarStar(wiring.Component):
                     s[3].eq(rotl(seed, 41) ^ Const(c3, 64)),
                 ]
             with m.Else():
-                m.d.sync += [
-                    s[0].eq(n0),
-                    s[1].eq(n1),
-                    s[2].eq((n2 ^ t)[:64]),
-                    s[3].eq(rotl(n3, 45)),
-                ]
-            times5_rotated = rotl(times5, 7)
+                m.d.sync += [s[0].eq(n0), s[1].eq(n1), s[2].eq(n2), s[3].eq(n3)]
             m.d.sync += [
-                times5.eq((s[1] << 2) + s[1]),
-                output.eq((times5_rotated << 3) + times5_rotated),
+                times5.eq(shl(s[1], 2) + s[1]),
+                output.eq(shl(rotl(times5, 7), 3) + rotl(times5, 7)),
             ]
         return m

@@ -1,6 +1,7 @@
 """The link emulator and its generator in Amaranth's simulator, checked cycle by cycle and bit
 for bit against the Python reference in heraldry.sim.emulator_model."""
 
+import dataclasses
 import random
 
 import numpy as np
@@ -185,6 +186,36 @@ def test_emulator_matches_model_cycle_by_cycle(params):
     core.start(0)
     simulate(params, 6000, stimulus)
     assert len(clicked) > 100 and len(set(clicked)) >= min(3, (1 << params.n_channels) - 1)
+
+
+@pytest.mark.parametrize("params", [
+    CoreParameters(n_channels=2, n_windows=2),
+    CoreParameters(n_channels=1, n_windows=3, offset_width=8),
+], ids=["2x2", "1x3"])
+def test_attempts_in_every_cycle_of_a_draw_match_the_model(params):
+    # The core waits for ready, but the outputs follow the model whatever the inputs: attempt
+    # strobes at every distance from the previous one, so in every cycle of a draw (arming
+    # with the last sampled pattern, loading partly computed jitter), settings changing
+    # meanwhile.
+    rng = random.Random(repr(params) + "draw")
+    gaps = list(range(1, draw_cycles(params) + 3))
+    settings = random_settings(params, rng)
+    attempts, attempts_unready, clicked = [], [], []
+
+    def stimulus(t, outputs):
+        nonlocal settings
+        clicks, ready, _ = outputs
+        clicked.extend([clicks] if clicks else [])
+        if t % 7 == 0:
+            settings = dataclasses.replace(random_settings(params, rng), enable=True)
+        attempt = t == (attempts[-1] + gaps[len(attempts) % len(gaps)] if attempts else 30)
+        if attempt:
+            attempts.append(t)
+            attempts_unready.extend([t] if not ready else [])
+        return settings, dict(attempt=attempt, running=True)
+
+    simulate(params, 4000, stimulus)
+    assert len(attempts_unready) > len(attempts) // 2 and len(clicked) > 50
 
 
 def test_clicks_follow_the_settings_written_between_runs():
