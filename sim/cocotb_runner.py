@@ -12,6 +12,7 @@ into its own test folder, whose path is printed.
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,7 +53,56 @@ def verilator_verilog(elaboratable, name: str, *, src=False) -> str:
     script = [f"read_rtlil <<rtlil\n{text}\nrtlil", "proc -nomux -norom -noopt",
               "memory_collect", "write_verilog -norename" + ("" if src else " -noattr")]
     # Yosys warns that not every process maps to Verilog; Amaranth emits only ones that do.
-    return yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=True)
+    verilog = yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=True)
+    return "".join(_fold_next_values(module)
+                   for module in re.split(r"(?m)^(?=module )", verilog))
+
+
+# Yosys writes a register's next value as a temporary computed in an `always @*` block
+# (starting from the register itself when it holds), and the register as a copy of it at the
+# clock edge. Verilator then computes and copies the temporary in every cycle; folded into
+# one clocked block (`if (c) q <= v;`), a register is simply left alone when nothing assigns
+# it (about 10 % fewer instructions per cycle for the virtual board).
+_NEXT_BLOCK = re.compile(
+    r"  always @\* begin\n"
+    r"    if \(\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ \) begin end\n"
+    r"    (?P<tmp>\\\S+) += (?P<default>[^;]+);\n(?P<body>(?:    .*\n)*?)  end\n")
+_CLOCKED_COPY = re.compile(
+    r"(?P<attr>  \(\* [^\n]* \*\)\n)?  always @\(posedge (?P<clk>[^)]+)\)\n"
+    r"    (?P<q>[^\n]+?) <= (?P<tmp>\\\S+) ;\n")
+
+
+def _fold_next_values(module: str) -> str:
+    copies = {m["tmp"]: m for m in _CLOCKED_COPY.finditer(module)}
+    for block in list(_NEXT_BLOCK.finditer(module)):
+        # An escaped name ends at a blank (`\config ;`), so blanks are kept as they are.
+        tmp, default = block["tmp"], block["default"]
+        copy = copies.get(tmp)
+        declaration = re.search(r"  reg (?:\[\d+:\d+\] )?" + re.escape(tmp) + r" ;\n", module)
+        uses = len(re.findall(re.escape(tmp) + r"(?=[ \[;])", module))
+        if copy is None or declaration is None or tmp in default:
+            continue
+        q = copy["q"]
+        # Holding its value needs no assignment.
+        lines = [] if default.strip() == q.strip() else [f"    {q} <= {default};"]
+        for line in block["body"].splitlines():
+            head = line.lstrip()
+            if tmp not in line:
+                lines.append(line)              # control: if, else, case labels, end
+            elif head.startswith(tmp + " ") and tmp not in head[len(tmp):]:
+                target, value = head[len(tmp):].split("=", 1)
+                lines.append(line[:len(line) - len(head)] + q + target.rstrip() + " <="
+                             + value)
+            else:
+                break                           # the temporary is read: leave it as it is
+        else:
+            if uses != 3 + block["body"].count(tmp):
+                continue                        # used elsewhere too
+            folded = (f"{copy['attr'] or ''}  always @(posedge {copy['clk']}) begin\n"
+                      + "".join(line + "\n" for line in lines) + "  end\n")
+            module = (module.replace(block[0], folded, 1).replace(copy[0], "", 1)
+                      .replace(declaration[0], "", 1))
+    return module
 
 
 def waves_requested() -> bool:

@@ -38,8 +38,9 @@ def profile_vboard(attempts=10_000, signals=25):
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise RuntimeError("vboard-profile needs valgrind (callgrind) on PATH")
     verilog_text = verilator_verilog(VirtualBoardTop(DEFAULT_VIRTUAL_BOARD), TOP, src=True)
+    # Valgrind does not know every instruction -march=native may pick (AVX-512).
     binary = build_program(verilog_text, TOP, BRIDGE_SOURCE, kind="vboard-profile",
-                           extra_args=["-CFLAGS", "-g"])
+                           extra_args=["-CFLAGS", "-g -march=x86-64-v2"])
     with tempfile.TemporaryDirectory(prefix="heraldry-profile-") as tmp:
         output = Path(tmp) / "callgrind.out"
         wrapper = Path(tmp) / "vboard"
