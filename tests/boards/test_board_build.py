@@ -126,7 +126,7 @@ def test_pinout_constraints():
     lpf = plan.files[f"{name}.lpf"]
     for port, pin in ULX3S_PINS.items():
         assert f'LOCATE COMP "herald_{port}__io" SITE "{pin}";' in lpf, port
-    assert 'FREQUENCY NET "pll.pll_out" 200000000.0 HZ;' in lpf
+    assert 'FREQUENCY NET "pll.pll_out" 125000000.0 HZ;' in lpf
 
 
 # -- report parsing -------------------------------------------------------------------------
