@@ -8,9 +8,9 @@ make every window drift.
 
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockSignal, Instance, Module, Signal
+from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal, Signal
 from amaranth.lib import io, wiring
-from amaranth.lib.cdc import ResetSynchronizer
+from amaranth.lib.cdc import AsyncFFSynchronizer
 
 __all__ = ["ICE40PLLSettings", "ECP5PLLSettings", "ice40_pll_settings", "ecp5_pll_settings",
            "ICE40PLL", "ECP5PLL"]
@@ -144,8 +144,15 @@ class _PLLDomain(wiring.Component):
         # The PLL output is constrained here, so nextpnr times the design at the target clock.
         if platform is not None:
             platform.add_clock_constraint(clk, self.f_out)
-        m.submodules.reset_sync = ResetSynchronizer(~self.locked, domain="sync")
+        # The synchronised reset reaches nearly every flip-flop: the family may put it on a
+        # global network, so that its fan-out does not limit the clock.
+        reset = Signal(init=1)
+        m.submodules.reset_sync = AsyncFFSynchronizer(~self.locked, reset, o_domain="sync")
+        m.d.comb += ResetSignal("sync").eq(self.distribute_reset(m, reset))
         return m
+
+    def distribute_reset(self, m, reset):
+        return reset
 
 
 class ICE40PLL(_PLLDomain):
@@ -196,3 +203,9 @@ class ECP5PLL(_PLLDomain):
             i_PLLWAKESYNC=0, i_ENCLKOP=0,
             o_CLKOP=clk, o_LOCK=self.locked,
         )
+
+    def distribute_reset(self, m, reset):
+        # A clock buffer drives a global network, which also reaches the flip-flops' LSR.
+        global_reset = Signal()
+        m.submodules.reset_buffer = Instance("DCCA", i_CLKI=reset, i_CE=1, o_CLKO=global_reset)
+        return global_reset

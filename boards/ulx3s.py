@@ -18,7 +18,7 @@ ULX3S_85F = Board(
     name="ulx3s-85f",
     title="ULX3S (ECP5 LFE5U-85F)",
     platform=ULX3S_85F_Platform,
-    clk_freq=200_000_000,
+    clk_freq=125_000_000,
     min_clk_freq=125_000_000,
     baud=3_000_000,
     core=CoreParameters(n_channels=2, n_windows=2, n_outputs=4),

@@ -235,18 +235,23 @@ class HeraldCore(wiring.Component):
             m.d.sync += flag.eq(next_value)
             return flag
 
+        # The clock enables of the per-run constants below reach hundreds of flip-flops: they
+        # are registers of their own, from the next values (running's has many loads).
+        idle = registered("idle", ~running_next, init=1)      # ~running
+
         def latch(value, name, shape=None):
             """``value`` as sampled in the start cycle: followed while no run is active, so
             that nothing but a register's clock enable stands between the port and it."""
             reg = Signal(shape if shape is not None else len(value), name=name,
                          reset_less=True)
-            with m.If(~running):
+            with m.If(idle):
                 m.d.sync += reg.eq(value)
             return reg
 
         # Per-run constants computed from latched ones are registered, valid from s + 2
         # (s + 3 if derived from a derived one); they are recomputed only until then.
-        settling = ~running | stage[0] | stage[1]
+        # settling = ~running | stage[0] | stage[1].
+        settling = registered("settling", ~running_next | start_accept | stage[0], init=1)
 
         def derived(name, value, shape=None):
             reg = Signal(shape if shape is not None else len(value), name=name,
@@ -296,7 +301,7 @@ class HeraldCore(wiring.Component):
         # decision falls in g + 1 + e + L, is allowed iff that is before s + T, i.e. iff
         # time_left(g) >= e - 1 = every window's last_end - 2.
         time_left = Signal(signed(lw + 2), reset_less=True)
-        m.d.sync += time_left.eq(Mux(running, time_left - 1, config.timeout - (L + 4)))
+        m.d.sync += time_left.eq(Mux(idle, config.timeout - (L + 4), time_left - 1))
         # deadline_ok: whether a go in the next cycle is allowed, from the time left a cycle
         # before (2 more) and the ends (valid from s + 2). Its high part is taken from the
         # cycle before too: if it was set, time_left is now at least 2**tw - 1, above every
@@ -332,7 +337,7 @@ class HeraldCore(wiring.Component):
         # batch_hit is registered: at a slot's end it is up to date (the last attempt strobe
         # was at least 3 cycles before).
         batch_hit = registered("batch_hit", has_batch & (batch_left == 0))
-        with m.If(~running):
+        with m.If(idle):
             m.d.sync += batch_left.eq(config.batch)
         with m.Elif(slot_end & batch_hit):
             m.d.sync += batch_left.eq(batch)
@@ -414,8 +419,10 @@ class HeraldCore(wiring.Component):
                                             st_attempt & passed[0] & ~passed[1]))
 
         # -- clicks ---------------------------------------------------------------------------
-        # A click counts when the run is active and the channel's holdoff has run out: one
-        # LUT from the inputs and registers.
+        # A click counts when the run is active and the channel's holdoff has run out. That
+        # condition and the input's low level of the cycle before are one register, armed,
+        # so a click is accepted by one two-input gate from the input: its many loads come
+        # right after it.
         clicks_prev = Signal(nc, reset_less=True)
         m.d.sync += clicks_prev.eq(self.clicks)
         edges = Signal(nc)
@@ -426,9 +433,14 @@ class HeraldCore(wiring.Component):
             hold = Signal(ow, name=f"hold{c}", reset_less=True)
             hold_zero = Signal(name=f"hold{c}_zero", init=1)
             hold_ending = Signal(name=f"hold{c}_ending")     # hold <= 1
+            # armed = running & hold_zero & ~clicks_prev, from the next values; a click now
+            # (the only way to an accept) disarms it, so the holdoff's next zero flag is
+            # taken without one.
+            armed = registered(f"armed{c}", ~self.clicks[c] & running_next
+                               & (~running | hold_zero | hold_ending))
             m.d.comb += [
                 afterpulse[c].eq(edges[c] & running & ~hold_zero),
-                accept[c].eq(edges[c] & running & hold_zero),
+                accept[c].eq(self.clicks[c] & armed),
             ]
             with m.If(~running):
                 m.d.sync += hold_zero.eq(1)
@@ -440,26 +452,35 @@ class HeraldCore(wiring.Component):
                              hold_zero.eq(hold_ending)]
 
         # Per-cell click class and first offset; cleared by the attempt strobe (offset 0),
-        # whose own clicks count. `repeat` (registered) says a hit now is the cell's second.
+        # whose own clicks count. The next class is chosen by the click between two values
+        # from registers, so it is one LUT after the accept. The first offset follows a cycle
+        # late, from a flag and the offset registered (it is read at the decision, e + L + 1).
+        # `repeat` says a hit now is the cell's second.
         cls = [Signal(2, name=f"cls{k}", reset_less=True) for k in range(ncell)]
         cls_next = [Signal(2, name=f"cls{k}_next") for k in range(ncell)]
         first = [Signal(ow, name=f"first{k}", reset_less=True) for k in range(ncell)]
+        first_at = registered("first_at", offset, shape=ow, reset_less=True)
         second_click = Signal(ncell)
         for w in range(nw):
             for c in range(nc):
                 k = w * nc + c
-                hit = accept[c] & gate[w]
-                repeat = registered(f"repeat{k}", gate_later_next[w] & (cls_next[k] == 1))
+                cls_if_hit = Signal(2, name=f"cls{k}_if_hit")
+                cls_if_none = Signal(2, name=f"cls{k}_if_none")
                 m.d.comb += [
-                    second_click[k].eq(accept[c] & repeat & ~strobe_flags),
-                    cls_next[k].eq(Mux(attempt_now, hit,
-                                       Mux(cls[k] == CLASS_MANY, CLASS_MANY, cls[k] + hit))),
+                    cls_if_hit.eq(Mux(attempt_now, gate[w],
+                                      Mux(cls[k] == CLASS_MANY, CLASS_MANY, cls[k] + gate[w]))),
+                    cls_if_none.eq(Mux(attempt_now, 0, cls[k])),
+                    cls_next[k].eq(Mux(accept[c], cls_if_hit, cls_if_none)),
                 ]
                 m.d.sync += cls[k].eq(cls_next[k])
+                first_if_hit = gate[w] & (cls[k] == 0) & ~attempt_now
+                first_hit = registered(f"first{k}_hit", accept[c] & first_if_hit)
                 with m.If(attempt_now):
                     m.d.sync += first[k].eq(0)
-                with m.Elif(hit & (cls[k] == 0)):
-                    m.d.sync += first[k].eq(offset)
+                with m.Elif(first_hit):
+                    m.d.sync += first[k].eq(first_at)
+                repeat = gate_later[w] & (cls[k] == 1) & ~strobe_flags
+                m.d.comb += second_click[k].eq(accept[c] & repeat)
         pattern = Signal(p.table_addr_width)
         m.d.comb += pattern.eq(Cat(*cls))
 
@@ -511,9 +532,9 @@ class HeraldCore(wiring.Component):
         with m.If(w2_book):
             booked = Cat(w2_index & booked_group[j].replicate(1 << lo) for j in range(groups))
             m.d.sync += fresh_now.eq((fresh_now & ~booked) | (~fresh_run & booked))
-            with m.If(~running):
+            with m.If(idle):
                 m.d.sync += fresh_run.eq((fresh_now & ~booked) | (~fresh_run & booked))
-        with m.Elif(~running):              # so, at the start: the run's banks
+        with m.Elif(idle):                  # so, at the start: the run's banks
             m.d.sync += fresh_run.eq(fresh_now)
         # The bank is found by a two-stage mux of fresh_run as in t + 2; the physical write
         # follows in t + 4. Lookups that matter read the run's own bank, which a late write
@@ -543,19 +564,17 @@ class HeraldCore(wiring.Component):
             table.write_en.eq(Mux(w4_bank, 0b10, 0b01) & w4_en.replicate(2)),
             table.read_addr.eq(Cat(*cls_next)),
         ]
-        # The bank bit's mux has its own registers of the pattern: the index within a group
-        # one-hot, the group binary, so that the classes' registers keep few loads.
-        pattern_next = Cat(*cls_next)
-        lookup_index = registered("lookup_index", 1 << pattern_next[:lo], shape=1 << lo,
-                                  reset_less=True)
-        lookup_group = registered("lookup_group", pattern_next[lo:], shape=lo, reset_less=True)
-        # Only the lookup at e + 1, the first offset past every window, matters.
+        # Only the lookup at e + 1, the first offset past every window, matters: its pattern is
+        # in the classes' registers from then until the decision. The bank bit's mux reads a
+        # copy of them, so that they keep few loads; the copy has a reset, which keeps it
+        # apart from them through synthesis.
+        lookup = registered("lookup_pattern", Cat(*cls_next), shape=len(pattern))
         bank_partial = Signal(groups, reset_less=True)
         with m.If(ended.all() & ~all_ended[0]):
-            m.d.sync += bank_partial.eq(Cat((fresh_run[j << lo:(j + 1) << lo] & lookup_index)
-                                            .any() for j in range(groups)))
+            m.d.sync += bank_partial.eq(Cat(fresh_run[j << lo:(j + 1) << lo]
+                                            .bit_select(lookup[:lo], 1) for j in range(groups)))
         read_bank = Signal()
-        m.d.comb += read_bank.eq(bank_partial.bit_select(lookup_group, 1))
+        m.d.comb += read_bank.eq(bank_partial.bit_select(lookup[lo:], 1))
         pattern_nonzero = registered("pattern_nonzero", pattern != 0)
         row = table.read_data
         looked_up = Signal(owd)
@@ -609,11 +628,18 @@ class HeraldCore(wiring.Component):
         # -- counters -------------------------------------------------------------------------
         # A counter shows the events of the cycles before; the start clears it. A late event
         # is registered first and the port adds it: port = held + event of the cycle before.
+        # The clear reaches the counters' many bits from a register, a cycle after the start:
+        # no event comes in the start cycle, so the port reads 0 in the cycle after it anyway
+        # and the counter holds its sum from then on. The register is start_accept's, kept
+        # apart from stage[0] by a condition the start implies.
+        counters_clear = registered("counters_clear", start_accept & ~stage[0])
+
         def count(event, port):
             increment = Signal(len(event), reset_less=True)
+            total = Signal(cw)
             held = Signal(cw, reset_less=True)
-            m.d.sync += [increment.eq(event), held.eq(Mux(start_accept, 0, held + increment))]
-            m.d.comb += port.eq(held + increment)
+            m.d.comb += [total.eq(Mux(counters_clear, 0, held + increment)), port.eq(total)]
+            m.d.sync += [increment.eq(event), held.eq(total)]
 
         # Attempts count the strobe's own cycle: a register of the strobes before, plus it.
         m.d.sync += attempts_before.eq(Mux(start_accept, 0, attempts_before + attempt_now))

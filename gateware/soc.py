@@ -180,7 +180,11 @@ class HeraldSoC(wiring.Component):
             # The link emulator replaces the detector and ready inputs when enabled, so a
             # board or the virtual board heralds without detectors attached.
             m.submodules.emulator = emulator = LinkEmulator(p)
-            enabled = bank.emulator.enable
+            # The inputs are selected by a copy of the enable bit next to the core (the
+            # bank's register lies far off): the copy follows the bank a cycle later, in step
+            # with the emulator's click register, which takes the enable of the cycle before.
+            enabled = Signal()
+            m.d.sync += enabled.eq(bank.emulator.enable)
             m.d.comb += [
                 emulator.config.eq(bank.emulator),
                 emulator.seed.eq(Cat(bank.emulator_seed.lo, bank.emulator_seed.hi)),
