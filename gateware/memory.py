@@ -144,6 +144,18 @@ class BlockRAM(wiring.Component):
             m.d[self.read_domain] += self.r_valid.eq(self.r_en)
         return m
 
+    def _tiles(self, m, tile_width, in_suffix, out_suffix):
+        """The block's width cut into tiles of ``tile_width`` bits: for each, its number and
+        full-width write and read data signals, wired to their slice of the ports."""
+        for tile in range(-(-self.width // tile_width)):
+            lo = tile * tile_width
+            bits = min(tile_width, self.width - lo)
+            data_in = Signal(tile_width, name=f"tile{tile}_{in_suffix}")
+            data_out = Signal(tile_width, name=f"tile{tile}_{out_suffix}")
+            m.d.comb += [data_in.eq(self.w_data[lo:lo + bits]),
+                         self.r_data[lo:lo + bits].eq(data_out[:bits])]
+            yield tile, data_in, data_out
+
     def _elaborate_ecp5(self, m):
         if self.depth > ECP5_TILE_DEPTH:
             raise ValueError(f"BlockRAM depth {self.depth} on the ECP5: the limit is "
@@ -152,13 +164,7 @@ class BlockRAM(wiring.Component):
         array_read = Signal()
         m.d[self.read_domain] += [array_read.eq(self.r_en), self.r_valid.eq(array_read)]
         abits = len(self.w_addr)
-        for tile in range(-(-self.width // ECP5_TILE_WIDTH)):
-            lo = tile * ECP5_TILE_WIDTH
-            bits = min(ECP5_TILE_WIDTH, self.width - lo)
-            data_in = Signal(ECP5_TILE_WIDTH, name=f"tile{tile}_di")
-            data_out = Signal(ECP5_TILE_WIDTH, name=f"tile{tile}_do")
-            m.d.comb += [data_in.eq(self.w_data[lo:lo + bits]),
-                         self.r_data[lo:lo + bits].eq(data_out[:bits])]
+        for tile, data_in, data_out in self._tiles(m, ECP5_TILE_WIDTH, "di", "do"):
             ports = {}
             # At 18 bits wide the row address is AD[13:4]; on port A, AD[1:0] are the two
             # byte-write enables.
@@ -189,13 +195,7 @@ class BlockRAM(wiring.Component):
     def _elaborate_ice40(self, m):
         m.d[self.read_domain] += self.r_valid.eq(self.r_en)
         abits = len(self.w_addr)
-        for tile in range(-(-self.width // ICE40_TILE_WIDTH)):
-            lo = tile * ICE40_TILE_WIDTH
-            bits = min(ICE40_TILE_WIDTH, self.width - lo)
-            data_in = Signal(ICE40_TILE_WIDTH, name=f"tile{tile}_wdata")
-            data_out = Signal(ICE40_TILE_WIDTH, name=f"tile{tile}_rdata")
-            m.d.comb += [data_in.eq(self.w_data[lo:lo + bits]),
-                         self.r_data[lo:lo + bits].eq(data_out[:bits])]
+        for tile, data_in, data_out in self._tiles(m, ICE40_TILE_WIDTH, "wdata", "rdata"):
             m.submodules[f"tile{tile}"] = Instance(
                 "SB_RAM40_4K",
                 p_READ_MODE=0, p_WRITE_MODE=0,
