@@ -3,7 +3,7 @@
 Per attempt and detection window it draws which detectors click (a programmable
 probability for every click pattern) and when (a fixed arrival offset plus uniform jitter);
 on every running cycle it draws dark counts per detector. All randomness comes from
-xoshiro256** generators seeded from one 64-bit seed. Probabilities are 32-bit thresholds: a
+xoroshiro128** generators seeded from one 64-bit seed. Probabilities are 32-bit thresholds: a
 uniform 32-bit draw ``u`` fires when ``u < t``.
 
 Timing. Every output is a flip-flop and no wide arithmetic lies on the way to ``clicks``:
@@ -52,7 +52,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .layouts import CoreParameters
-from .prng import WARMUP_STEPS, Xoshiro256StarStar
+from .prng import WARMUP_STEPS, Xoroshiro128StarStar
 
 __all__ = ["LinkEmulator", "emulator_config_layout", "draw_bits", "refill_steps",
            "draw_cycles", "min_period", "window_sample_cycles", "held_words",
@@ -186,8 +186,8 @@ class LinkEmulator(wiring.Component):
         cfg = self.config
         m = Module()
 
-        attempt_gen = Xoshiro256StarStar(instance=0)
-        dark_gens = [Xoshiro256StarStar(instance=1 + i) for i in range(dark_generators(p))]
+        attempt_gen = Xoroshiro128StarStar(instance=0)
+        dark_gens = [Xoroshiro128StarStar(instance=1 + i) for i in range(dark_generators(p))]
         m.submodules.attempt_prng = attempt_gen
         for i, gen in enumerate(dark_gens):
             m.submodules[f"dark_prng{i}"] = gen

@@ -1,6 +1,6 @@
 """Reference of the link emulator, bit for bit and cycle by cycle.
 
-:class:`Xoshiro256` is the gateware generator (with its two-stage output pipeline) and
+:class:`Xoroshiro128` is the gateware generator (with its two-stage output pipeline) and
 :class:`EmulatorModel` the :class:`~heraldry.gateware.emulator.LinkEmulator`: given the same
 inputs in every cycle it gives the same ``clicks``, ``ready`` and ``busy``, so tests check
 the gateware exactly (the module's docstring describes the timing both follow).
@@ -20,7 +20,7 @@ from ..gateware.emulator import (JITTER_DIGITS, JITTER_DRAW_BITS, MIN_ARRIVAL_OF
                                  held_words, refill_steps, window_sample_cycles)
 from ..gateware.prng import WARMUP_STEPS, seed_state
 
-__all__ = ["Xoshiro256", "EmulatorModel", "EmulatorSettings", "click_pattern",
+__all__ = ["Xoroshiro128", "EmulatorModel", "EmulatorSettings", "click_pattern",
            "arrival_target", "jitter_digit_step", "jitter_pmf", "probability_threshold",
            "pattern_thresholds"]
 
@@ -32,8 +32,8 @@ def _rotl(x, k):
     return ((x << k) | (x >> (64 - k))) & MASK64
 
 
-class Xoshiro256:
-    """xoshiro256** exactly as :class:`heraldry.gateware.prng.Xoshiro256StarStar`:
+class Xoroshiro128:
+    """xoroshiro128** exactly as :class:`heraldry.gateware.prng.Xoroshiro128StarStar`:
     ``output`` is the registered output, that of the state two steps back."""
 
     def __init__(self, seed, instance):
@@ -43,26 +43,20 @@ class Xoshiro256:
         self.output = 0
 
     def scrambled(self):
-        """xoshiro256**'s output of the current state (not yet in ``output``)."""
-        return (_rotl((self.s[1] * 5) & MASK64, 7) * 9) & MASK64
+        """xoroshiro128**'s output of the current state (not yet in ``output``)."""
+        return (_rotl((self.s[0] * 5) & MASK64, 7) * 9) & MASK64
 
     def step(self, load_seed=None):
         """Advance; with ``load_seed`` the state is loaded from it instead (the output
         pipeline advances all the same)."""
         self.output = (_rotl(self.times5, 7) * 9) & MASK64
-        self.times5 = (self.s[1] * 5) & MASK64
+        self.times5 = (self.s[0] * 5) & MASK64
         if load_seed is not None:
             self.s = list(seed_state(load_seed, self.instance))
             return
-        s0, s1, s2, s3 = self.s
-        t = (s1 << 17) & MASK64
-        s2 ^= s0
-        s3 ^= s1
-        s1 ^= s2
-        s0 ^= s3
-        s2 ^= t
-        s3 = _rotl(s3, 45)
-        self.s = [s0, s1, s2, s3]
+        s0, s1 = self.s
+        s1 ^= s0
+        self.s = [_rotl(s0, 24) ^ s1 ^ ((s1 << 16) & MASK64), _rotl(s1, 37)]
 
 
 def probability_threshold(p, field="probability"):
@@ -139,8 +133,8 @@ class EmulatorModel:
     def __init__(self, params):
         self.params = params
         nc, nw = params.n_channels, params.n_windows
-        self.attempt_gen = Xoshiro256(0, 0)
-        self.dark_gens = [Xoshiro256(0, 1 + i) for i in range(dark_generators(params))]
+        self.attempt_gen = Xoroshiro128(0, 0)
+        self.dark_gens = [Xoroshiro128(0, 1 + i) for i in range(dark_generators(params))]
         self.phase = WARMUP_STEPS + draw_cycles(params)
         self.held = [0] * held_words(params)
         self.early = [0] * nw           # offset - MIN_ARRIVAL_OFFSET
