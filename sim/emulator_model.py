@@ -5,8 +5,7 @@
 inputs in every cycle it gives the same ``clicks``, ``ready`` and ``busy``, so tests check
 the gateware exactly (the module's docstring describes the timing both follow).
 :func:`click_pattern` and :func:`arrival_target` are the closed forms of what a draw computes
-(:func:`jitter_digit_step` the gateware's steps towards the latter), :func:`jitter_pmf` the
-exact distribution of the arrival jitter for statistical tests, and
+:func:`jitter_pmf` the exact distribution of the arrival jitter for statistical tests, and
 :func:`probability_threshold` turns probabilities into the 32-bit thresholds the registers
 hold.
 """
@@ -15,13 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..gateware.emulator import (JITTER_DIGITS, JITTER_DRAW_BITS, MIN_ARRIVAL_OFFSET,
-                                 PATTERN_DRAW_BITS, dark_generators, draw_cycles,
-                                 held_words, refill_steps, window_sample_cycles)
+from ..gateware.emulator import (JITTER_DRAW_BITS, MIN_ARRIVAL_OFFSET, PATTERN_DRAW_BITS,
+                                 dark_generators, draw_cycles, held_words, refill_steps,
+                                 window_sample_cycles)
 from ..gateware.prng import WARMUP_STEPS, seed_state
 
 __all__ = ["Xoroshiro128", "EmulatorModel", "EmulatorSettings", "click_pattern",
-           "arrival_target", "jitter_digit_step", "jitter_pmf", "probability_threshold",
+           "arrival_target", "jitter_pmf", "probability_threshold",
            "pattern_thresholds"]
 
 MASK64 = (1 << 64) - 1
@@ -106,12 +105,6 @@ def arrival_target(offset, jitter, r):
     return offset + ((r * (jitter + 1)) >> JITTER_DRAW_BITS)
 
 
-def jitter_digit_step(acc, digit, span):
-    """One radix-4 step of the gateware's jitter product, lowest digit of ``r`` first: from
-    ``acc = 0``, :data:`JITTER_DIGITS` steps give ``(r * span) >> 16``."""
-    return (acc + digit * span) >> 2
-
-
 @dataclass
 class EmulatorSettings:
     """Emulator registers in Python form. ``windows``: (offset, jitter, thresholds), missing
@@ -141,8 +134,7 @@ class EmulatorModel:
         self.span = [0] * nw            # jitter + 1
         self.u = [0] * nw
         self.below = [0] * nw           # bit k - 1: u < thresholds[k - 1]
-        self.r_digits = [[0] * nc for _ in range(nw)]
-        self.multiple = [[0] * nc for _ in range(nw)]
+        self.r = [[0] * nc for _ in range(nw)]
         self.acc = [[0] * nc for _ in range(nw)]
         self.countdown = [[0] * nc for _ in range(nw)]
         self.armed = [[False] * nc for _ in range(nw)]
@@ -164,7 +156,6 @@ class EmulatorModel:
         p = self.params
         nc = p.n_channels
         draw_len = draw_cycles(p)
-        digits_n = JITTER_DIGITS
         phase = self.phase
         warming = phase > draw_len
         refilling = phase > draw_len - refill_steps(p)       # also while warming
@@ -189,20 +180,18 @@ class EmulatorModel:
             dark_less |= int(word < settings.dark[c]) << c
 
         # Per window: offset and span follow the settings until the cycle before the sample;
-        # the window captures its bits, then compares u with the thresholds and steps the
-        # jitter digits, acc = (acc + d M) >> 2.
+        # the window captures its bits, then compares u with the thresholds and registers
+        # each detector's jitter (r M) >> 16.
         view = 0
         for i, word in enumerate((*self.held, self.attempt_gen.output)):
             view |= word << (64 * i)
         window_bits = PATTERN_DRAW_BITS + JITTER_DRAW_BITS * nc
-        acc_mask = (1 << p.offset_width) - 1
         windows = self._windows(settings)
         for w, sample_cycle in enumerate(window_sample_cycles(p)):
             offset, jitter, thresholds = windows[w]
             sample_phase = draw_len + 1 - sample_cycle
             capturing = phase == sample_phase + 1
             sampling = phase == sample_phase
-            stepping = sample_phase - digits_n < phase < sample_phase
             base = w * window_bits - 64 * (sample_cycle - 3 - len(self.held))
             span = self.span[w]
             pattern = next((k for k in range(1, 1 << nc) if self.below[w] >> (k - 1) & 1), 0)
@@ -222,17 +211,9 @@ class EmulatorModel:
                     self.armed[w][c] = False
                 if capturing:
                     lo = base + PATTERN_DRAW_BITS + JITTER_DRAW_BITS * c
-                    self.r_digits[w][c] = (view >> lo) & ((1 << JITTER_DRAW_BITS) - 1)
-                elif sampling or stepping:
-                    # The sample cycle takes the first digit (acc = 0), each step the
-                    # multiple registered in the cycle before.
-                    r = self.r_digits[w][c]
-                    if sampling:
-                        self.acc[w][c] = jitter_digit_step(0, r & 3, span)
-                    else:
-                        self.acc[w][c] = (self.acc[w][c] + self.multiple[w][c]) >> 2 & acc_mask
-                    self.multiple[w][c] = (r >> 2 & 3) * span
-                    self.r_digits[w][c] = r >> 2
+                    self.r[w][c] = (view >> lo) & ((1 << JITTER_DRAW_BITS) - 1)
+                elif sampling:
+                    self.acc[w][c] = (self.r[w][c] * span) >> JITTER_DRAW_BITS
             if sampling:
                 self.below[w] = sum(1 << k for k, t in enumerate(thresholds) if self.u[w] < t)
             if capturing:
