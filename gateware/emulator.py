@@ -18,11 +18,11 @@ A draw, in the cycles after it starts (its phase counts the cycles left):
 1. refill: the attempt generator steps ``refill_steps(params)`` times, giving per window a
    32-bit pattern draw ``u`` and a 16-bit jitter draw ``r`` per detector, window after
    window;
-2. capture and sample, per window: in the cycle its random bits are complete the window
-   copies them, in the next (its sample cycle, ``window_sample_cycles``) its pattern becomes
-   the smallest k with ``u < thresholds[k - 1]`` (0, no click, if none) and each detector's
-   jitter ``(r * (jitter + 1)) >> 16`` is registered, a product of two registers (a DSP
-   block on both FPGAs); the offset joins it at the attempt strobe.
+2. sample, per window: in the cycle its random bits are complete (its sample cycle,
+   ``window_sample_cycles``) its pattern becomes the smallest k with ``u < thresholds[k - 1]``
+   (0, no click, if none) and each detector's jitter ``(r * (jitter + 1)) >> 16`` is
+   registered, a product of registers (a DSP block on both FPGAs); the offset joins it at
+   the attempt strobe.
 
 The last window's sample cycle ends the draw.
 
@@ -105,8 +105,8 @@ def refill_steps(params: CoreParameters):
 
 
 def draw_cycles(params: CoreParameters):
-    """Cycles of one draw: the refill, the last window's capture and sample cycles."""
-    return refill_steps(params) + 2
+    """Cycles of one draw: the refill and the last window's sample cycle."""
+    return refill_steps(params) + 1
 
 
 def min_period(params: CoreParameters):
@@ -115,10 +115,10 @@ def min_period(params: CoreParameters):
 
 
 def window_sample_cycles(params: CoreParameters):
-    """Per window, its sample cycle counted from the draw's first cycle (1): two cycles after
-    the refill step that completes its random bits (the window captures them in between)."""
+    """Per window, its sample cycle counted from the draw's first cycle (1): the cycle after
+    the refill step that completes its random bits."""
     bits = _window_bits(params)
-    return [-(-(w + 1) * bits // 64) + 2 for w in range(params.n_windows)]
+    return [-(-(w + 1) * bits // 64) + 1 for w in range(params.n_windows)]
 
 
 def held_words(params: CoreParameters):
@@ -224,9 +224,8 @@ class LinkEmulator(wiring.Component):
         restart = Signal()
         m.d.comb += restart.eq(self.reseed | ((self.attempt | run_started) & ~warming))
         # The phase and the controls registered from the next one. Per window flags (low on a
-        # restart, whose phase, full, is above them all): capturing (its bits complete) and
-        # sampling.
-        flag_layout = data.StructLayout({"capturing": 1, "sampling": 1})
+        # restart, whose phase, full, is above them all): sampling.
+        flag_layout = data.StructLayout({"sampling": 1})
         sequence = Signal(data.StructLayout({
             "left": draw_len,
             "flags": data.ArrayLayout(flag_layout, nw),
@@ -247,8 +246,7 @@ class LinkEmulator(wiring.Component):
         with m.Elif(left[0]):
             m.d.sync += sequence.eq(Cat(
                 shifted,
-                *(Cat(between(phase, phase + 1), between(phase - 1, phase))
-                  for phase in sample_phases),
+                *(between(phase - 1, phase) for phase in sample_phases),
                 shifted[draw_len - steps],
                 shifted[0]))
 
@@ -274,15 +272,13 @@ class LinkEmulator(wiring.Component):
             for w, sample_phase in enumerate(sample_phases):
                 window = cfg.windows[w]
                 flag = flags[w]
-                # The window's own copy of its random bits, taken in the cycle they are
-                # complete: the pattern draw u and every detector's jitter draw r.
-                base = w * window_bits - 64 * (draw_len - 2 - sample_phase - n_held)
-                bits = Signal(data.StructLayout({
+                # The window's random bits, complete in its sample cycle: the pattern draw u
+                # and every detector's jitter draw r.
+                base = w * window_bits - 64 * (draw_len - 1 - sample_phase - n_held)
+                bits = data.StructLayout({
                     "u": PATTERN_DRAW_BITS,
                     "r": data.ArrayLayout(JITTER_DRAW_BITS, nc),
-                }), name=f"bits{w}")
-                with m.If(flag.capturing):
-                    m.d.sync += bits.eq(view[base:base + window_bits])
+                })(view[base:base + window_bits])
 
                 # Offset and jitter follow the settings until the cycle before the sample; the
                 # sample cycle registers the pattern, the smallest k with

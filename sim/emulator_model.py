@@ -132,9 +132,7 @@ class EmulatorModel:
         self.held = [0] * held_words(params)
         self.early = [0] * nw           # offset - MIN_ARRIVAL_OFFSET
         self.span = [0] * nw            # jitter + 1
-        self.u = [0] * nw
         self.below = [0] * nw           # bit k - 1: u < thresholds[k - 1]
-        self.r = [[0] * nc for _ in range(nw)]
         self.acc = [[0] * nc for _ in range(nw)]
         self.countdown = [[0] * nc for _ in range(nw)]
         self.armed = [[False] * nc for _ in range(nw)]
@@ -180,7 +178,7 @@ class EmulatorModel:
             dark_less |= int(word < settings.dark[c]) << c
 
         # Per window: offset and span follow the settings until the cycle before the sample;
-        # the window captures its bits, then compares u with the thresholds and registers
+        # in the cycle its bits are complete it compares u with the thresholds and registers
         # each detector's jitter (r M) >> 16.
         view = 0
         for i, word in enumerate((*self.held, self.attempt_gen.output)):
@@ -190,9 +188,8 @@ class EmulatorModel:
         for w, sample_cycle in enumerate(window_sample_cycles(p)):
             offset, jitter, thresholds = windows[w]
             sample_phase = draw_len + 1 - sample_cycle
-            capturing = phase == sample_phase + 1
             sampling = phase == sample_phase
-            base = w * window_bits - 64 * (sample_cycle - 3 - len(self.held))
+            base = w * window_bits - 64 * (sample_cycle - 2 - len(self.held))
             span = self.span[w]
             pattern = next((k for k in range(1, 1 << nc) if self.below[w] >> (k - 1) & 1), 0)
             for c in range(nc):
@@ -209,15 +206,13 @@ class EmulatorModel:
                     self.armed[w][c] = bool(pattern >> c & 1) and self.early[w] >= 0
                 elif countdown < 0:
                     self.armed[w][c] = False
-                if capturing:
+                if sampling:
                     lo = base + PATTERN_DRAW_BITS + JITTER_DRAW_BITS * c
-                    self.r[w][c] = (view >> lo) & ((1 << JITTER_DRAW_BITS) - 1)
-                elif sampling:
-                    self.acc[w][c] = (self.r[w][c] * span) >> JITTER_DRAW_BITS
+                    r = (view >> lo) & ((1 << JITTER_DRAW_BITS) - 1)
+                    self.acc[w][c] = (r * span) >> JITTER_DRAW_BITS
             if sampling:
-                self.below[w] = sum(1 << k for k, t in enumerate(thresholds) if self.u[w] < t)
-            if capturing:
-                self.u[w] = (view >> base) & ((1 << PATTERN_DRAW_BITS) - 1)
+                u = (view >> base) & ((1 << PATTERN_DRAW_BITS) - 1)
+                self.below[w] = sum(1 << k for k, t in enumerate(thresholds) if u < t)
             if phase > sample_phase:
                 self.early[w], self.span[w] = offset - MIN_ARRIVAL_OFFSET, jitter + 1
 
