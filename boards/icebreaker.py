@@ -50,7 +50,7 @@ ICEBREAKER = Board(
     # openFPGALoader knows the iCEBreaker as its FT2232H programmer, like the iCE40 kits.
     loader_board="ice40_generic",
     status_led=("led_g", 0),
-    # The emulator's four 16 x 15 jitter products in SB_MAC16 blocks (4 of the 8): 2422 logic
+    # The emulator's four 16 x 15 jitter products in SB_MAC16 blocks (4 of the 8): 2414 logic
     # cells fewer than in LUTs.
     synth_opts=("-dsp",),
 )
