@@ -5,8 +5,8 @@ keeps what an experiment needs and trims the rest (docs/boards.md, "The iCEBreak
 both Barrett-Kok (2 windows x 2 detectors) and single-click, and the link emulator for the
 self-test, but two trigger outputs instead of four, attempt periods up to 2**14 - 1 cycles
 (341 us), 41-bit counters (a run may last 12.7 h) and 16-bit record sequence numbers (the host
-counts gaps modulo 2**16; counters.dropped_records stays exact). The jitter multipliers of
-the emulator go into the UP5K's DSP blocks (yosys ``-dsp``).
+counts gaps modulo 2**16; counters.dropped_records stays exact). The emulator's jitter
+products go into the UP5K's DSP blocks (yosys ``-dsp``).
 """
 
 from amaranth_boards.icebreaker import ICEBreakerPlatform
@@ -50,6 +50,7 @@ ICEBREAKER = Board(
     # openFPGALoader knows the iCEBreaker as its FT2232H programmer, like the iCE40 kits.
     loader_board="ice40_generic",
     status_led=("led_g", 0),
-    # The emulator's four 16 x 16 jitter products in SB_MAC16 blocks: 2713 logic cells fewer.
+    # The emulator's four 16 x 15 jitter products in SB_MAC16 blocks (4 of the 8): 2414 logic
+    # cells fewer than in LUTs.
     synth_opts=("-dsp",),
 )

@@ -3,7 +3,7 @@
 Per attempt and detection window it draws which detectors click (a programmable
 probability for every click pattern) and when (a fixed arrival offset plus uniform jitter);
 on every running cycle it draws dark counts per detector. All randomness comes from
-xoshiro256** generators seeded from one 64-bit seed. Probabilities are 32-bit thresholds: a
+xoroshiro128** generators seeded from one 64-bit seed. Probabilities are 32-bit thresholds: a
 uniform 32-bit draw ``u`` fires when ``u < t``.
 
 Timing. Every output is a flip-flop and no wide arithmetic lies on the way to ``clicks``:
@@ -18,12 +18,13 @@ A draw, in the cycles after it starts (its phase counts the cycles left):
 1. refill: the attempt generator steps ``refill_steps(params)`` times, giving per window a
    32-bit pattern draw ``u`` and a 16-bit jitter draw ``r`` per detector, window after
    window;
-2. capture and sample, per window: in the cycle its random bits are complete the window
-   copies them, in the next (its sample cycle, ``window_sample_cycles``) its pattern becomes
-   the smallest k with ``u < thresholds[k - 1]`` (0, no click, if none);
-3. :data:`JITTER_DIGITS` steps (the first in the sample cycle) compute each target
-   ``offset + ((r * (jitter + 1)) >> 16)`` two bits of ``r`` at a time, the offset joining
-   at the attempt strobe.
+2. sample, per window: in the cycle its random bits are complete (its sample cycle,
+   ``window_sample_cycles``) its pattern becomes the smallest k with ``u < thresholds[k - 1]``
+   (0, no click, if none) and each detector's jitter ``(r * (jitter + 1)) >> 16`` is
+   registered, a product of registers (a DSP block on both FPGAs); the offset joins it at
+   the attempt strobe.
+
+The last window's sample cycle ends the draw.
 
 **When the settings are read.** A window's ``offset`` and ``jitter`` are read in the cycle
 before its sample cycle, its ``thresholds`` in the sample cycle. Draws start at every attempt
@@ -52,18 +53,15 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .layouts import CoreParameters
-from .prng import WARMUP_STEPS, Xoshiro256StarStar
+from .prng import WARMUP_STEPS, Xoroshiro128StarStar
 
 __all__ = ["LinkEmulator", "emulator_config_layout", "draw_bits", "refill_steps",
            "draw_cycles", "min_period", "window_sample_cycles", "held_words",
-           "JITTER_DRAW_BITS", "PATTERN_DRAW_BITS", "JITTER_DIGITS", "MIN_ARRIVAL_OFFSET"]
+           "JITTER_DRAW_BITS", "PATTERN_DRAW_BITS", "MIN_ARRIVAL_OFFSET"]
 
 #: Bits of randomness per jitter draw: jitter = (r * (J + 1)) >> 16, r uniform 16-bit.
 JITTER_DRAW_BITS = 16
 PATTERN_DRAW_BITS = 32
-#: The jitter product takes two bits of r per cycle (radix 4), least significant first.
-JITTER_DIGIT_BITS = 2
-JITTER_DIGITS = JITTER_DRAW_BITS // JITTER_DIGIT_BITS
 #: Earliest photon arrival, in cycles after the attempt strobe (offset 0): the strobe loads
 #: target - MIN_ARRIVAL_OFFSET into a down-counter, which turns negative two cycles before
 #: the click, and the click register takes its sign bit.
@@ -107,9 +105,8 @@ def refill_steps(params: CoreParameters):
 
 
 def draw_cycles(params: CoreParameters):
-    """Cycles of one draw: the refill, the last window's capture and sample cycles (the
-    sample with the first jitter digit), the other jitter digits."""
-    return refill_steps(params) + 1 + JITTER_DIGITS
+    """Cycles of one draw: the refill and the last window's sample cycle."""
+    return refill_steps(params) + 1
 
 
 def min_period(params: CoreParameters):
@@ -118,10 +115,10 @@ def min_period(params: CoreParameters):
 
 
 def window_sample_cycles(params: CoreParameters):
-    """Per window, its sample cycle counted from the draw's first cycle (1): two cycles after
-    the refill step that completes its random bits (the window captures them in between)."""
+    """Per window, its sample cycle counted from the draw's first cycle (1): the cycle after
+    the refill step that completes its random bits."""
     bits = _window_bits(params)
-    return [-(-(w + 1) * bits // 64) + 2 for w in range(params.n_windows)]
+    return [-(-(w + 1) * bits // 64) + 1 for w in range(params.n_windows)]
 
 
 def held_words(params: CoreParameters):
@@ -133,11 +130,6 @@ def held_words(params: CoreParameters):
 
 def dark_generators(params: CoreParameters):
     return -(-params.n_channels // 2)
-
-
-def _select_multiple(digit, span, span3):
-    """``digit * span`` for a 2-bit digit, given ``span3 = 3 * span``."""
-    return Mux(digit[1], Mux(digit[0], span3, span << 1), Mux(digit[0], span, 0))
 
 
 class LinkEmulator(wiring.Component):
@@ -186,8 +178,8 @@ class LinkEmulator(wiring.Component):
         cfg = self.config
         m = Module()
 
-        attempt_gen = Xoshiro256StarStar(instance=0)
-        dark_gens = [Xoshiro256StarStar(instance=1 + i) for i in range(dark_generators(p))]
+        attempt_gen = Xoroshiro128StarStar(instance=0)
+        dark_gens = [Xoroshiro128StarStar(instance=1 + i) for i in range(dark_generators(p))]
         m.submodules.attempt_prng = attempt_gen
         for i, gen in enumerate(dark_gens):
             m.submodules[f"dark_prng{i}"] = gen
@@ -211,7 +203,6 @@ class LinkEmulator(wiring.Component):
         # nothing happens (drawn, no attempt armed, no dark step), and registers that change
         # together share one signal: a Verilated model then skips idle logic as a whole and
         # copies fewer registers per cycle.
-        digits_n = JITTER_DIGITS
         draw_len = draw_cycles(p)
         steps = refill_steps(p)
         full = (1 << draw_len) - 1
@@ -233,10 +224,8 @@ class LinkEmulator(wiring.Component):
         restart = Signal()
         m.d.comb += restart.eq(self.reseed | ((self.attempt | run_started) & ~warming))
         # The phase and the controls registered from the next one. Per window flags (low on a
-        # restart, whose phase, full, is above them all): capturing (its bits complete),
-        # sampling, digits (sampling and the steps), shifting (capturing and digits).
-        flag_layout = data.StructLayout({"capturing": 1, "sampling": 1, "digits": 1,
-                                         "shifting": 1})
+        # restart, whose phase, full, is above them all): sampling.
+        flag_layout = data.StructLayout({"sampling": 1})
         sequence = Signal(data.StructLayout({
             "left": draw_len,
             "flags": data.ArrayLayout(flag_layout, nw),
@@ -257,9 +246,7 @@ class LinkEmulator(wiring.Component):
         with m.Elif(left[0]):
             m.d.sync += sequence.eq(Cat(
                 shifted,
-                *(Cat(between(phase, phase + 1), between(phase - 1, phase),
-                      between(phase - digits_n, phase), between(phase - digits_n, phase + 1))
-                  for phase in sample_phases),
+                *(between(phase - 1, phase) for phase in sample_phases),
                 shifted[draw_len - steps],
                 shifted[0]))
 
@@ -273,12 +260,8 @@ class LinkEmulator(wiring.Component):
                 m.d.sync += held.eq(Cat(held[64:], attempt_gen.output))
         view = Cat(held, attempt_gen.output)
 
-        # -- per window: sample and jitter digits; attempt strobe -> current attempt ----------
-        # Jitter (r * M) >> 16 with M = J + 1, radix 4 from the lowest digit d of r:
-        # acc = (acc + d * M) >> 2 from acc = 0 is the top of the partial product, below M.
-        # The sample cycle takes the first digit (no addition, acc being 0).
+        # -- per window: sample; attempt strobe -> current attempt ----------------------------
         window_bits = _window_bits(p)
-        jitter_bits = JITTER_DRAW_BITS * nc
         n_patterns = (1 << nc) - 1
         # Per window x detector (bit w * nc + c): a photon is to arrive.
         armed = Signal(nw * nc)
@@ -289,58 +272,37 @@ class LinkEmulator(wiring.Component):
             for w, sample_phase in enumerate(sample_phases):
                 window = cfg.windows[w]
                 flag = flags[w]
-                # The window's own copy of its random bits, taken in the cycle they are
-                # complete: the pattern draw u and every detector's jitter draw r, whose copy
-                # shifts its digits out at the bottom, so that no mux picks them.
-                base = w * window_bits - 64 * (draw_len - 2 - sample_phase - n_held)
-                bits = Signal(data.StructLayout({"u": PATTERN_DRAW_BITS,
-                                                 "r_digits": jitter_bits}), name=f"bits{w}")
-                r_of = [bits.r_digits.word_select(c, JITTER_DRAW_BITS) for c in range(nc)]
-                with m.If(flag.capturing):
-                    m.d.sync += bits.eq(view[base:base + window_bits])
-                with m.Elif(flag.shifting):
-                    m.d.sync += bits.r_digits.eq(Cat(*(Cat(r[JITTER_DIGIT_BITS:],
-                                                           Const(0, JITTER_DIGIT_BITS))
-                                                       for r in r_of)))
+                # The window's random bits, complete in its sample cycle: the pattern draw u
+                # and every detector's jitter draw r.
+                base = w * window_bits - 64 * (draw_len - 1 - sample_phase - n_held)
+                bits = data.StructLayout({
+                    "u": PATTERN_DRAW_BITS,
+                    "r": data.ArrayLayout(JITTER_DRAW_BITS, nc),
+                })(view[base:base + window_bits])
 
                 # Offset and jitter follow the settings until the cycle before the sample; the
                 # sample cycle registers the pattern, the smallest k with
-                # u < thresholds[k - 1], for the attempt strobe to arm the detectors with.
+                # u < thresholds[k - 1], for the attempt strobe to arm the detectors with, and
+                # each detector's jitter.
                 timing = Signal(data.StructLayout({
                     "early": signed(ow + 1),     # offset - MIN_ARRIVAL_OFFSET
                     "span": ow + 1,              # M = J + 1
-                    "span3": ow + 2,             # 3 M = 4 J + 3 - J
                     "pattern": nc,
                 }), name=f"timing{w}")
                 with m.If(left[sample_phase]):
                     m.d.sync += [timing.early.eq(window.offset - MIN_ARRIVAL_OFFSET),
-                                 timing.span.eq(window.jitter + 1),
-                                 timing.span3.eq(Cat(Const(3, 2), window.jitter)
-                                                 - window.jitter)]
+                                 timing.span.eq(window.jitter + 1)]
                 drawn = Const(0, nc)
                 for k in reversed(range(1, n_patterns + 1)):
                     drawn = Mux(bits.u < window.thresholds[k - 1], k, drawn)
-                with m.If(flag.sampling):
-                    m.d.sync += timing.pattern.eq(drawn)
-
+                # (r * M) >> 16 is at most J: it fits offset_width bits.
                 acc = Signal(ow * nc, name=f"acc{w}")
                 acc_of = [acc.word_select(c, ow) for c in range(nc)]
-                # The multiple d * M of each step after the sample is registered in the cycle
-                # before, so that the adder starts from flip-flops.
-                multiple = Signal((ow + 2) * nc, name=f"multiple{w}")
-                multiple_of = [multiple.word_select(c, ow + 2) for c in range(nc)]
-
-                def digit_multiple(r, digit):
-                    return _select_multiple(r[JITTER_DIGIT_BITS * digit:][:JITTER_DIGIT_BITS],
-                                            timing.span, timing.span3)
-
-                with m.If(flag.digits):
+                with m.If(flag.sampling):
                     m.d.sync += [
-                        multiple.eq(Cat(*(digit_multiple(r, 1) for r in r_of))),
-                        acc.eq(Cat(*(
-                            Mux(flag.sampling, digit_multiple(r, 0)[JITTER_DIGIT_BITS:],
-                                (a + d)[JITTER_DIGIT_BITS:JITTER_DIGIT_BITS + ow])
-                            for r, a, d in zip(r_of, acc_of, multiple_of)))),
+                        timing.pattern.eq(drawn),
+                        acc.eq(Cat(*((bits.r[c] * timing.span)[JITTER_DRAW_BITS:][:ow]
+                                     for c in range(nc)))),
                     ]
 
                 # Arrival: a countdown from target - MIN_ARRIVAL_OFFSET; armed by the pattern

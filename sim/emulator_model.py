@@ -1,12 +1,11 @@
 """Reference of the link emulator, bit for bit and cycle by cycle.
 
-:class:`Xoshiro256` is the gateware generator (with its two-stage output pipeline) and
+:class:`Xoroshiro128` is the gateware generator (with its two-stage output pipeline) and
 :class:`EmulatorModel` the :class:`~heraldry.gateware.emulator.LinkEmulator`: given the same
 inputs in every cycle it gives the same ``clicks``, ``ready`` and ``busy``, so tests check
 the gateware exactly (the module's docstring describes the timing both follow).
 :func:`click_pattern` and :func:`arrival_target` are the closed forms of what a draw computes
-(:func:`jitter_digit_step` the gateware's steps towards the latter), :func:`jitter_pmf` the
-exact distribution of the arrival jitter for statistical tests, and
+:func:`jitter_pmf` the exact distribution of the arrival jitter for statistical tests, and
 :func:`probability_threshold` turns probabilities into the 32-bit thresholds the registers
 hold.
 """
@@ -15,13 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..gateware.emulator import (JITTER_DIGITS, JITTER_DRAW_BITS, MIN_ARRIVAL_OFFSET,
-                                 PATTERN_DRAW_BITS, dark_generators, draw_cycles,
-                                 held_words, refill_steps, window_sample_cycles)
+from ..gateware.emulator import (JITTER_DRAW_BITS, MIN_ARRIVAL_OFFSET, PATTERN_DRAW_BITS,
+                                 dark_generators, draw_cycles, held_words, refill_steps,
+                                 window_sample_cycles)
 from ..gateware.prng import WARMUP_STEPS, seed_state
 
-__all__ = ["Xoshiro256", "EmulatorModel", "EmulatorSettings", "click_pattern",
-           "arrival_target", "jitter_digit_step", "jitter_pmf", "probability_threshold",
+__all__ = ["Xoroshiro128", "EmulatorModel", "EmulatorSettings", "click_pattern",
+           "arrival_target", "jitter_pmf", "probability_threshold",
            "pattern_thresholds"]
 
 MASK64 = (1 << 64) - 1
@@ -32,8 +31,8 @@ def _rotl(x, k):
     return ((x << k) | (x >> (64 - k))) & MASK64
 
 
-class Xoshiro256:
-    """xoshiro256** exactly as :class:`heraldry.gateware.prng.Xoshiro256StarStar`:
+class Xoroshiro128:
+    """xoroshiro128** exactly as :class:`heraldry.gateware.prng.Xoroshiro128StarStar`:
     ``output`` is the registered output, that of the state two steps back."""
 
     def __init__(self, seed, instance):
@@ -43,26 +42,20 @@ class Xoshiro256:
         self.output = 0
 
     def scrambled(self):
-        """xoshiro256**'s output of the current state (not yet in ``output``)."""
-        return (_rotl((self.s[1] * 5) & MASK64, 7) * 9) & MASK64
+        """xoroshiro128**'s output of the current state (not yet in ``output``)."""
+        return (_rotl((self.s[0] * 5) & MASK64, 7) * 9) & MASK64
 
     def step(self, load_seed=None):
         """Advance; with ``load_seed`` the state is loaded from it instead (the output
         pipeline advances all the same)."""
         self.output = (_rotl(self.times5, 7) * 9) & MASK64
-        self.times5 = (self.s[1] * 5) & MASK64
+        self.times5 = (self.s[0] * 5) & MASK64
         if load_seed is not None:
             self.s = list(seed_state(load_seed, self.instance))
             return
-        s0, s1, s2, s3 = self.s
-        t = (s1 << 17) & MASK64
-        s2 ^= s0
-        s3 ^= s1
-        s1 ^= s2
-        s0 ^= s3
-        s2 ^= t
-        s3 = _rotl(s3, 45)
-        self.s = [s0, s1, s2, s3]
+        s0, s1 = self.s
+        s1 ^= s0
+        self.s = [_rotl(s0, 24) ^ s1 ^ ((s1 << 16) & MASK64), _rotl(s1, 37)]
 
 
 def probability_threshold(p, field="probability"):
@@ -112,12 +105,6 @@ def arrival_target(offset, jitter, r):
     return offset + ((r * (jitter + 1)) >> JITTER_DRAW_BITS)
 
 
-def jitter_digit_step(acc, digit, span):
-    """One radix-4 step of the gateware's jitter product, lowest digit of ``r`` first: from
-    ``acc = 0``, :data:`JITTER_DIGITS` steps give ``(r * span) >> 16``."""
-    return (acc + digit * span) >> 2
-
-
 @dataclass
 class EmulatorSettings:
     """Emulator registers in Python form. ``windows``: (offset, jitter, thresholds), missing
@@ -139,16 +126,13 @@ class EmulatorModel:
     def __init__(self, params):
         self.params = params
         nc, nw = params.n_channels, params.n_windows
-        self.attempt_gen = Xoshiro256(0, 0)
-        self.dark_gens = [Xoshiro256(0, 1 + i) for i in range(dark_generators(params))]
+        self.attempt_gen = Xoroshiro128(0, 0)
+        self.dark_gens = [Xoroshiro128(0, 1 + i) for i in range(dark_generators(params))]
         self.phase = WARMUP_STEPS + draw_cycles(params)
         self.held = [0] * held_words(params)
         self.early = [0] * nw           # offset - MIN_ARRIVAL_OFFSET
         self.span = [0] * nw            # jitter + 1
-        self.u = [0] * nw
         self.below = [0] * nw           # bit k - 1: u < thresholds[k - 1]
-        self.r_digits = [[0] * nc for _ in range(nw)]
-        self.multiple = [[0] * nc for _ in range(nw)]
         self.acc = [[0] * nc for _ in range(nw)]
         self.countdown = [[0] * nc for _ in range(nw)]
         self.armed = [[False] * nc for _ in range(nw)]
@@ -170,7 +154,6 @@ class EmulatorModel:
         p = self.params
         nc = p.n_channels
         draw_len = draw_cycles(p)
-        digits_n = JITTER_DIGITS
         phase = self.phase
         warming = phase > draw_len
         refilling = phase > draw_len - refill_steps(p)       # also while warming
@@ -195,21 +178,18 @@ class EmulatorModel:
             dark_less |= int(word < settings.dark[c]) << c
 
         # Per window: offset and span follow the settings until the cycle before the sample;
-        # the window captures its bits, then compares u with the thresholds and steps the
-        # jitter digits, acc = (acc + d M) >> 2.
+        # in the cycle its bits are complete it compares u with the thresholds and registers
+        # each detector's jitter (r M) >> 16.
         view = 0
         for i, word in enumerate((*self.held, self.attempt_gen.output)):
             view |= word << (64 * i)
         window_bits = PATTERN_DRAW_BITS + JITTER_DRAW_BITS * nc
-        acc_mask = (1 << p.offset_width) - 1
         windows = self._windows(settings)
         for w, sample_cycle in enumerate(window_sample_cycles(p)):
             offset, jitter, thresholds = windows[w]
             sample_phase = draw_len + 1 - sample_cycle
-            capturing = phase == sample_phase + 1
             sampling = phase == sample_phase
-            stepping = sample_phase - digits_n < phase < sample_phase
-            base = w * window_bits - 64 * (sample_cycle - 3 - len(self.held))
+            base = w * window_bits - 64 * (sample_cycle - 2 - len(self.held))
             span = self.span[w]
             pattern = next((k for k in range(1, 1 << nc) if self.below[w] >> (k - 1) & 1), 0)
             for c in range(nc):
@@ -226,23 +206,13 @@ class EmulatorModel:
                     self.armed[w][c] = bool(pattern >> c & 1) and self.early[w] >= 0
                 elif countdown < 0:
                     self.armed[w][c] = False
-                if capturing:
+                if sampling:
                     lo = base + PATTERN_DRAW_BITS + JITTER_DRAW_BITS * c
-                    self.r_digits[w][c] = (view >> lo) & ((1 << JITTER_DRAW_BITS) - 1)
-                elif sampling or stepping:
-                    # The sample cycle takes the first digit (acc = 0), each step the
-                    # multiple registered in the cycle before.
-                    r = self.r_digits[w][c]
-                    if sampling:
-                        self.acc[w][c] = jitter_digit_step(0, r & 3, span)
-                    else:
-                        self.acc[w][c] = (self.acc[w][c] + self.multiple[w][c]) >> 2 & acc_mask
-                    self.multiple[w][c] = (r >> 2 & 3) * span
-                    self.r_digits[w][c] = r >> 2
+                    r = (view >> lo) & ((1 << JITTER_DRAW_BITS) - 1)
+                    self.acc[w][c] = (r * span) >> JITTER_DRAW_BITS
             if sampling:
-                self.below[w] = sum(1 << k for k, t in enumerate(thresholds) if self.u[w] < t)
-            if capturing:
-                self.u[w] = (view >> base) & ((1 << PATTERN_DRAW_BITS) - 1)
+                u = (view >> base) & ((1 << PATTERN_DRAW_BITS) - 1)
+                self.below[w] = sum(1 << k for k, t in enumerate(thresholds) if u < t)
             if phase > sample_phase:
                 self.early[w], self.span[w] = offset - MIN_ARRIVAL_OFFSET, jitter + 1
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from heraldry.gateware.emulator import (JITTER_DIGITS, MIN_ARRIVAL_OFFSET, LinkEmulator,
-                                        draw_cycles, min_period)
+from heraldry.gateware.emulator import (MIN_ARRIVAL_OFFSET, LinkEmulator, draw_cycles,
+                                        min_period)
 from heraldry.gateware.layouts import RUN_START_LATENCY, CoreParameters
-from heraldry.gateware.prng import WARMUP_STEPS, Xoshiro256StarStar
-from heraldry.sim.emulator_model import (EmulatorModel, EmulatorSettings, Xoshiro256,
-                                         arrival_target, jitter_digit_step, jitter_pmf,
+from heraldry.gateware.prng import WARMUP_STEPS, Xoroshiro128StarStar
+from heraldry.sim.emulator_model import (EmulatorModel, EmulatorSettings, Xoroshiro128,
+                                         arrival_target, jitter_pmf,
                                          pattern_thresholds, probability_threshold)
 
 ALWAYS = (1 << 32) - 1      # threshold of probability 1 (minus 2**-32)
@@ -106,8 +106,8 @@ def random_settings(params, rng):
 
 @pytest.mark.parametrize("instance", [0, 3])
 def test_generator_matches_reference(instance):
-    dut = Xoshiro256StarStar(instance)
-    reference = Xoshiro256(0, instance)
+    dut = Xoroshiro128StarStar(instance)
+    reference = Xoroshiro128(0, instance)
     seeds = [0x0123456789ABCDEF, 0xFEDCBA9876543210]
     seen, expected = [], []
 
@@ -130,29 +130,34 @@ def test_generator_matches_reference(instance):
     assert len(set(seen)) > 150
 
 
-def test_reference_generator_known_values():
-    # xoshiro256** of state (1, 2, 3, 4): the first outputs published with the algorithm.
+@pytest.mark.parametrize("state, published", [
+    # Outputs of the authors' C code (xoroshiro128starstar.c) for these states, as Apache
+    # Commons RNG's and Intar's test suites list them.
+    ((0x012DE1BABB3C4104, 0xA5A818B8FC5AA503),
+     [0x8856E974CBB6DA12, 0xD1704F3601BEB952, 0x368A027941BC61E7, 0x882B24DCFA3ADA58]),
+    ((1, 2), [5760, 97769243520, 9706862127477703552, 9223447511460779954]),
+])
+def test_reference_generator_known_values(state, published):
     # The registered output shows that of the state two steps back.
-    gen = Xoshiro256(0, 0)
-    gen.s = [1, 2, 3, 4]
+    gen = Xoroshiro128(0, 0)
+    gen.s = list(state)
     direct, registered = [], []
-    for _ in range(4):
+    for _ in range(len(published) + 2):
         direct.append(gen.scrambled())
         gen.step()
         registered.append(gen.output)
-    assert direct[:3] == [11520, 0, 1509978240]
-    assert registered[1:] == direct[:3]
+    assert direct[:len(published)] == published
+    assert registered[1:len(published) + 1] == published
 
 
-@pytest.mark.parametrize("jitter", [0, 1, 2, 6, 1000, (1 << 16) - 1])
-def test_jitter_digits_give_the_closed_form(jitter):
-    rng = random.Random(jitter)
-    for r in [0, 1, (1 << 16) - 1, *(rng.randrange(1 << 16) for _ in range(500))]:
-        acc = 0
-        for i in range(JITTER_DIGITS):
-            acc = jitter_digit_step(acc, (r >> (2 * i)) & 3, jitter + 1)
-            assert acc <= jitter               # the registers hold offset_width bits
-        assert acc + 5 == arrival_target(5, jitter, r)
+@pytest.mark.parametrize("offset_width", [8, 14, 16])
+def test_jitter_fits_the_offset_register(offset_width):
+    # The gateware keeps offset_width bits of (r * (jitter + 1)) >> 16: nothing is lost for
+    # any jitter the register holds.
+    rng = random.Random(offset_width)
+    for jitter in [0, 1, 6, (1 << offset_width) - 1, rng.randrange(1 << offset_width)]:
+        for r in [0, 1, (1 << 16) - 1, *(rng.randrange(1 << 16) for _ in range(200))]:
+            assert 0 <= arrival_target(0, jitter, r) <= jitter < 1 << offset_width
 
 
 @pytest.mark.parametrize("params", [
@@ -195,8 +200,8 @@ def test_emulator_matches_model_cycle_by_cycle(params):
 def test_attempts_in_every_cycle_of_a_draw_match_the_model(params):
     # The core waits for ready, but the outputs follow the model whatever the inputs: attempt
     # strobes at every distance from the previous one, so in every cycle of a draw (arming
-    # with the last sampled pattern, loading partly computed jitter), settings changing
-    # meanwhile.
+    # with the last sampled pattern and jitter, windows sampled or not), settings changing
+    # meanwhile (gaps of 1 to draw_cycles + 2 cycles: about half of the strobes come early).
     rng = random.Random(repr(params) + "draw")
     gaps = list(range(1, draw_cycles(params) + 3))
     settings = random_settings(params, rng)
@@ -215,7 +220,7 @@ def test_attempts_in_every_cycle_of_a_draw_match_the_model(params):
         return settings, dict(attempt=attempt, running=True)
 
     simulate(params, 4000, stimulus)
-    assert len(attempts_unready) > len(attempts) // 2 and len(clicked) > 50
+    assert 3 * len(attempts_unready) > len(attempts) and len(clicked) > 50
 
 
 def test_clicks_follow_the_settings_written_between_runs():

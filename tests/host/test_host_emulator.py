@@ -51,7 +51,8 @@ def test_arrival_before_the_minimum_offset_is_rejected():
 
 def test_period_must_leave_time_to_draw_the_next_attempt():
     shortest = min_period(DEV.core_params)
-    settings = EmulatorSettings(windows=[EmulatorWindow(40, 0, {1: 0.1})])
+    # Photons at the earliest arrival, so that they fall within the shortest period.
+    settings = EmulatorSettings(windows=[EmulatorWindow(10 * MIN_ARRIVAL_OFFSET, 0, {1: 0.1})])
     with pytest.raises(ConfigError, match=rf"^period = {shortest - 1}: the emulator needs at "
                                           rf"least {shortest} cycles per attempt$"):
         emulator_registers(settings, DEV, period_cycles=shortest - 1)
