@@ -3,7 +3,7 @@
 The timing contract is stated in the README and, executably, in :mod:`heraldry.sim.golden`.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -16,14 +16,16 @@ __all__ = ["HeraldCore"]
 
 class _TableMemory(wiring.Component):
     """The decision table's two banks side by side in one row, with a write port (one enable
-    per bank) and a read port of one cycle's latency: ``read_data`` holds the row at the
-    ``read_addr`` of the cycle before. The address is meant to come from flip-flops.
+    per bank) and a read port of one cycle's latency: in cycle t + 1, ``read_data`` is the
+    row at the ``read_addr`` of cycle t, provided ``read_addr`` still holds it. The address
+    is meant to come from flip-flops.
 
-    On ECP5 the table is LUT RAM read asynchronously into a register: the lookup is then a
-    few LUTs between flip-flops next to each other, where a block RAM sits at a fixed site
-    that the click logic must reach (and its clock-to-output, 5.8 ns without its output
-    register, rules out reading it a cycle later). Elsewhere, and in simulation, it is a
-    block RAM's synchronous read port.
+    On ECP5 the table is LUT RAM, one memory per value of the address's top bits, each read
+    asynchronously into a register; the address's top bits pick among those registers in the
+    next cycle. So the lookup is a few LUTs between flip-flops next to each other, where a
+    block RAM sits at a fixed site that the click logic must reach (and its clock-to-output,
+    5.8 ns without its output register, rules out reading it a cycle later). Elsewhere, and
+    in simulation, it is a block RAM's synchronous read port.
     """
 
     def __init__(self, addr_width, data_width):
@@ -38,25 +40,38 @@ class _TableMemory(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        dw = self.data_width
-        ecp5 = getattr(platform, "family", None) == "ecp5"
-        # Yosys would fold the register into a block RAM's read port: told not to.
-        m.submodules.mem = mem = Memory(shape=2 * dw, depth=1 << self.addr_width, init=[],
-                                        attrs={"ram_style": "distributed"} if ecp5 else None)
-        write_port = mem.write_port(granularity=dw)
-        m.d.comb += [
-            write_port.addr.eq(self.write_addr),
-            write_port.data.eq(self.write_data.replicate(2)),
-            write_port.en.eq(self.write_en),
-        ]
-        if ecp5:
-            read_port = mem.read_port(domain="comb")
-            m.d.sync += self.read_data.eq(read_port.data)
-        else:
+        aw, dw = self.addr_width, self.data_width
+        if getattr(platform, "family", None) != "ecp5":
+            m.submodules.mem = mem = Memory(shape=2 * dw, depth=1 << aw, init=[])
+            self._connect_write(m, mem.write_port(granularity=dw), self.write_en)
             read_port = mem.read_port()
-            m.d.comb += self.read_data.eq(read_port.data)
-        m.d.comb += read_port.addr.eq(self.read_addr)
+            m.d.comb += [read_port.addr.eq(self.read_addr), self.read_data.eq(read_port.data)]
+            return m
+        # Parts of 16 rows (one LUT RAM deep) to 64 (four, and a 4:1 multiplexer after them).
+        top = max(0, min(2, aw - 4))
+        low = aw - top
+        parts = []
+        for j in range(1 << top):
+            # Yosys would fold the register into a block RAM's read port: told not to.
+            m.submodules[f"mem{j}"] = mem = Memory(shape=2 * dw, depth=1 << low, init=[],
+                                                   attrs={"ram_style": "distributed"})
+            chosen = self.write_addr[low:] == j
+            self._connect_write(m, mem.write_port(granularity=dw),
+                                self.write_en & chosen.replicate(2), self.write_addr[:low])
+            read_port = mem.read_port(domain="comb")
+            part = Signal(2 * dw, name=f"part{j}")
+            m.d.comb += read_port.addr.eq(self.read_addr[:low])
+            m.d.sync += part.eq(read_port.data)
+            parts.append(part)
+        m.d.comb += self.read_data.eq(Array(parts)[self.read_addr[low:]])
         return m
+
+    def _connect_write(self, m, port, en, addr=None):
+        m.d.comb += [
+            port.addr.eq(self.write_addr if addr is None else addr),
+            port.data.eq(self.write_data.replicate(2)),
+            port.en.eq(en),
+        ]
 
 
 class HeraldCore(wiring.Component):

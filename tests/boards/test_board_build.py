@@ -56,7 +56,7 @@ def test_clock_targets():
 def test_identification_block_reports_the_board(board):
     regmap = RegisterMap(board.soc_params)
     assert regmap["id.frontend_latency"].reset == FRONTEND_LATENCY == 3
-    assert regmap["id.output_latency"].reset == OUTPUT_LATENCY == 1
+    assert regmap["id.output_latency"].reset == OUTPUT_LATENCY == 2
     assert regmap["id.clk_freq"].reset == board.clk_freq
     assert regmap["id.n_channels"].reset == 2 and regmap["id.n_windows"].reset == 2
 

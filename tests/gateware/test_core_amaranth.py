@@ -177,14 +177,15 @@ class _ECP5:
 
 @pytest.mark.parametrize("platform", [None, _ECP5()], ids=["generic", "ecp5"])
 def test_table_memory_reads_the_row_of_the_cycle_before(platform):
-    """Per-bank writes, and read_data holding the row at read_addr of the cycle before, on
-    the generic read port and on the ECP5's LUT RAM alike."""
+    """Per-bank writes, and read_data holding the row at read_addr of the cycle before (the
+    address holding), on the generic read port and on the ECP5's LUT RAM alike."""
     table = _TableMemory(8, 2)
     rows = {}
     seen = []
 
     async def testbench(ctx):
-        for addr, data, en in ((5, 1, 0b01), (5, 2, 0b10), (9, 3, 0b11), (9, 1, 0b10)):
+        for addr, data, en in ((5, 1, 0b01), (5, 2, 0b10), (0xC9, 3, 0b11), (0xC9, 1, 0b10),
+                               (0x45, 2, 0b01)):
             ctx.set(table.write_addr, addr)
             ctx.set(table.write_data, data)
             ctx.set(table.write_en, en)
@@ -192,7 +193,7 @@ def test_table_memory_reads_the_row_of_the_cycle_before(platform):
             low, high = rows.get(addr, (0, 0))
             rows[addr] = (data if en & 1 else low, data if en & 2 else high)
         ctx.set(table.write_en, 0)
-        for addr in (5, 9, 0, 9):
+        for addr in (5, 0xC9, 0, 0x45, 0xC9):
             ctx.set(table.read_addr, addr)
             await ctx.tick()
             seen.append((addr, ctx.get(table.read_data)))
@@ -201,8 +202,8 @@ def test_table_memory_reads_the_row_of_the_cycle_before(platform):
     sim.add_clock(1e-8)
     sim.add_testbench(testbench)
     sim.run()
-    assert rows == {5: (1, 2), 9: (3, 1)}
-    assert seen == [(5, 1 | 2 << 2), (9, 3 | 1 << 2), (0, 0), (9, 3 | 1 << 2)]
+    assert rows == {5: (1, 2), 0xC9: (3, 1), 0x45: (2, 0)}
+    assert seen == [(5, 1 | 2 << 2), (0xC9, 3 | 1 << 2), (0, 0), (0x45, 2), (0xC9, 3 | 1 << 2)]
 
 
 def test_ecp5_table_is_lut_ram(tmp_path):
