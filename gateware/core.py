@@ -486,8 +486,8 @@ class HeraldCore(wiring.Component):
         # -- decision table -----------------------------------------------------------------
         # Two banks side by side in one row; a per-entry bit says which bank the newest write
         # went to (fresh_now) and which one this run reads (fresh_run, as at start). The
-        # pattern is complete in the classes' registers at offset e + 1: the row is read from
-        # them then and arrives at e + 2, registered. The run's bank bit of the entry is selected from fresh_run
+        # pattern is complete in the classes' registers at offset e + 1: the row is read then
+        # and arrives at e + 2. The run's bank bit of the entry is selected from fresh_run
         # in two stages (within a group at e + 1, the group at e + 2); the outcome and what
         # the decision does with it are registered at e + 3 = e + L.
         assert L == 3, "the table lookup pipeline is built for HERALD_LATENCY = 3"
