@@ -10,16 +10,21 @@ the end of ``t + 2``, so the core sees it in cycle ``t + FRONTEND_LATENCY``. The
 ``ready``. The SoC reports :data:`FRONTEND_LATENCY` in ``id.frontend_latency`` so that the
 host can refer window offsets to the pins.
 
-Output path: every core output is registered in its IO cell, so a value the core drives in
-cycle ``t`` is on the pin in cycle ``t + OUTPUT_LATENCY``.
+Output path, per pin::
+
+    core ─► register ─► IO register (in the IO cell) ─► pin
+
+so a value the core drives in cycle ``t`` is on the pin in cycle ``t + OUTPUT_LATENCY``. The
+register ahead of the IO cell splits the way from the core's logic to the pins, which lie at
+the die's edge, over two cycles.
 """
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["FrontEnd", "FRONTEND_LATENCY", "OUTPUT_LATENCY", "SYNC_STAGES",
+__all__ = ["FrontEnd", "FRONTEND_LATENCY", "OUTPUT_LATENCY", "SYNC_STAGES", "OUTPUT_STAGES",
            "INPUT_NAMES", "OUTPUT_NAMES"]
 
 #: Flops of the synchroniser behind the IO register: two, so that a metastable IO register
@@ -27,8 +32,10 @@ __all__ = ["FrontEnd", "FRONTEND_LATENCY", "OUTPUT_LATENCY", "SYNC_STAGES",
 SYNC_STAGES = 2
 #: ``S``: cycles from a detector (or ``ready``) pin to the core's ``clicks`` (``ready``).
 FRONTEND_LATENCY = 1 + SYNC_STAGES
+#: Fabric registers between a core output and its IO register.
+OUTPUT_STAGES = 1
 #: Cycles from a core output (attempt, gate, trig, herald) to its pin.
-OUTPUT_LATENCY = 1
+OUTPUT_LATENCY = OUTPUT_STAGES + 1
 
 #: Pins of the front-end, in the order of the pinout tables.
 INPUT_NAMES = ("clicks", "ready")
@@ -90,5 +97,10 @@ class FrontEnd(wiring.Component):
         for name in OUTPUT_NAMES:
             buffer = io.FFBuffer("o", self._ports[name])
             m.submodules[f"{name}_ioreg"] = buffer
-            m.d.comb += buffer.o.eq(getattr(self, name))
+            value = getattr(self, name)
+            for stage in range(OUTPUT_STAGES):
+                staged = Signal.like(value, name=f"{name}_stage{stage}")
+                m.d.sync += staged.eq(value)
+                value = staged
+            m.d.comb += buffer.o.eq(value)
         return m

@@ -3,7 +3,7 @@
 The timing contract is stated in the README and, executably, in :mod:`heraldry.sim.golden`.
 """
 
-from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -16,13 +16,16 @@ __all__ = ["HeraldCore"]
 
 class _TableMemory(wiring.Component):
     """The decision table's two banks side by side in one row, with a write port (one enable
-    per bank) and a read port of two cycles' latency: ``read_data`` holds the row at the
-    ``read_addr`` of two cycles before.
+    per bank) and a read port of one cycle's latency: in cycle t + 1, ``read_data`` is the
+    row at the ``read_addr`` of cycle t, provided ``read_addr`` still holds it. The address
+    is meant to come from flip-flops.
 
-    On ECP5 the second cycle is the block RAM's own output register: without it the RAM's
-    clock-to-output (5.8 ns) alone exceeds a 200 MHz cycle, and Yosys does not use that
-    register by itself. Elsewhere, and in simulation, it is a memory read port followed by
-    a register.
+    On ECP5 the table is LUT RAM, one memory per value of the address's top bits, each read
+    asynchronously into a register; the address's top bits pick among those registers in the
+    next cycle. So the lookup is a few LUTs between flip-flops next to each other, where a
+    block RAM sits at a fixed site that the click logic must reach (and its clock-to-output,
+    5.8 ns without its output register, rules out reading it a cycle later). Elsewhere, and
+    in simulation, it is a block RAM's synchronous read port.
     """
 
     def __init__(self, addr_width, data_width):
@@ -38,41 +41,37 @@ class _TableMemory(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         aw, dw = self.addr_width, self.data_width
-        if getattr(platform, "family", None) == "ecp5" and aw <= 10 and dw <= 9:
-            # 1024 x 18 mode: bank b in byte b (bits 9b ..), ADx0/ADx1 the byte enables,
-            # the address in ADx4 and up, as Yosys maps the generic memory.
-            ports = {}
-            for i in range(14):
-                ports[f"i_ADA{i}"] = (self.write_en[i] if i < 2 else
-                                      self.write_addr[i - 4] if 4 <= i < 4 + aw else 0)
-                ports[f"i_ADB{i}"] = self.read_addr[i - 4] if 4 <= i < 4 + aw else 0
-            for i in range(18):
-                byte, bit = divmod(i, 9)
-                ports[f"i_DIA{i}"] = self.write_data[bit] if bit < dw else 0
-                ports[f"i_DIB{i}"] = 0
-                if bit < dw:
-                    ports[f"o_DOB{i}"] = self.read_data[byte * dw + bit]
-            for i in range(3):
-                ports[f"i_CSA{i}"] = ports[f"i_CSB{i}"] = 0
-            m.submodules.ram = Instance(
-                "DP16KD",
-                p_DATA_WIDTH_A=18, p_DATA_WIDTH_B=18, p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
-                p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_RESETMODE="SYNC",
-                p_GSR="DISABLED", p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
-                i_CLKA=ClockSignal(), i_CLKB=ClockSignal(), i_CEA=1, i_CEB=1, i_OCEA=1,
-                i_OCEB=1, i_WEA=self.write_en.any(), i_WEB=0, i_RSTA=0, i_RSTB=0, **ports)
-        else:
+        if getattr(platform, "family", None) != "ecp5":
             m.submodules.mem = mem = Memory(shape=2 * dw, depth=1 << aw, init=[])
-            write_port = mem.write_port(granularity=dw)
+            self._connect_write(m, mem.write_port(granularity=dw), self.write_en)
             read_port = mem.read_port()
-            m.d.comb += [
-                write_port.addr.eq(self.write_addr),
-                write_port.data.eq(self.write_data.replicate(2)),
-                write_port.en.eq(self.write_en),
-                read_port.addr.eq(self.read_addr),
-            ]
-            m.d.sync += self.read_data.eq(read_port.data)
+            m.d.comb += [read_port.addr.eq(self.read_addr), self.read_data.eq(read_port.data)]
+            return m
+        # Parts of 16 rows (one LUT RAM deep) to 64 (four, and a 4:1 multiplexer after them).
+        top = max(0, min(2, aw - 4))
+        low = aw - top
+        parts = []
+        for j in range(1 << top):
+            # Yosys would fold the register into a block RAM's read port: told not to.
+            m.submodules[f"mem{j}"] = mem = Memory(shape=2 * dw, depth=1 << low, init=[],
+                                                   attrs={"ram_style": "distributed"})
+            chosen = self.write_addr[low:] == j
+            self._connect_write(m, mem.write_port(granularity=dw),
+                                self.write_en & chosen.replicate(2), self.write_addr[:low])
+            read_port = mem.read_port(domain="comb")
+            part = Signal(2 * dw, name=f"part{j}")
+            m.d.comb += read_port.addr.eq(self.read_addr[:low])
+            m.d.sync += part.eq(read_port.data)
+            parts.append(part)
+        m.d.comb += self.read_data.eq(Array(parts)[self.read_addr[low:]])
         return m
+
+    def _connect_write(self, m, port, en, addr=None):
+        m.d.comb += [
+            port.addr.eq(self.write_addr if addr is None else addr),
+            port.data.eq(self.write_data.replicate(2)),
+            port.en.eq(en),
+        ]
 
 
 class HeraldCore(wiring.Component):
@@ -487,8 +486,8 @@ class HeraldCore(wiring.Component):
         # -- decision table -----------------------------------------------------------------
         # Two banks side by side in one row; a per-entry bit says which bank the newest write
         # went to (fresh_now) and which one this run reads (fresh_run, as at start). The
-        # pattern is complete in cls_next at offset e: the row is read then and arrives at
-        # e + 2, registered twice. The run's bank bit of the entry is selected from fresh_run
+        # pattern is complete in the classes' registers at offset e + 1: the row is read then
+        # and arrives at e + 2. The run's bank bit of the entry is selected from fresh_run
         # in two stages (within a group at e + 1, the group at e + 2); the outcome and what
         # the decision does with it are registered at e + 3 = e + L.
         assert L == 3, "the table lookup pipeline is built for HERALD_LATENCY = 3"
@@ -562,7 +561,7 @@ class HeraldCore(wiring.Component):
             table.write_addr.eq(w4_addr),
             table.write_data.eq(w4_data),
             table.write_en.eq(Mux(w4_bank, 0b10, 0b01) & w4_en.replicate(2)),
-            table.read_addr.eq(Cat(*cls_next)),
+            table.read_addr.eq(pattern),
         ]
         # Only the lookup at e + 1, the first offset past every window, matters: its pattern is
         # in the classes' registers from then until the decision. The bank bit's mux reads a

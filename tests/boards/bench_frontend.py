@@ -22,7 +22,7 @@ from heraldry.sim.golden import CoreConfig, Record
 PARAMS = CoreParameters(**json.loads(os.environ.get("HERALDRY_CORE_PARAMS", "{}")))
 CLOCK_NS = 10
 S = 3               # restated, so that the bench pins the constants down
-OUT = 1
+OUT = 2
 K = 4               # the core's RUN_START_LATENCY: start to the first cycle ready is sampled
 
 assert FRONTEND_LATENCY == S and OUTPUT_LATENCY == OUT and RUN_START_LATENCY == K

@@ -20,7 +20,7 @@ BENCHES = ["pin_to_core_latency", "window_offsets_refer_to_the_pins",
 def test_latency_constants():
     assert SYNC_STAGES == 2
     assert FRONTEND_LATENCY == 3
-    assert OUTPUT_LATENCY == 1
+    assert OUTPUT_LATENCY == 2
 
 
 @pytest.mark.parametrize("testcase", BENCHES)

@@ -1,9 +1,11 @@
 """HeraldCore in Amaranth's own simulator: its external contract (port names, layouts,
 limits) and random scenarios compared with the golden model."""
 
+import subprocess
+
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment, Instance
+from amaranth.hdl import Fragment
 from amaranth.lib import stream
 from amaranth.sim import Simulator
 
@@ -169,16 +171,54 @@ def test_config_is_taken_in_the_start_cycle():
     assert seen["valid"] == [15 + 2]                    # the END record, stream always ready
 
 
-def test_ecp5_table_read_uses_the_block_ram_output_register():
-    """On ECP5 the table is a DP16KD whose read port is registered inside the block RAM."""
-    class ECP5:
-        family = "ecp5"
+class _ECP5:
+    family = "ecp5"
 
-    fragment = Fragment.get(_TableMemory(8, 2), ECP5())
-    rams = [sub for sub, _, _ in fragment.subfragments if isinstance(sub, Instance)]
-    assert len(rams) == 1 and rams[0].type == "DP16KD"
-    params = rams[0].parameters
-    assert params["REGMODE_B"] == "OUTREG" and params["DATA_WIDTH_B"] == 18
+
+@pytest.mark.parametrize("platform", [None, _ECP5()], ids=["generic", "ecp5"])
+def test_table_memory_reads_the_row_of_the_cycle_before(platform):
+    """Per-bank writes, and read_data holding the row at read_addr of the cycle before (the
+    address holding), on the generic read port and on the ECP5's LUT RAM alike."""
+    table = _TableMemory(8, 2)
+    rows = {}
+    seen = []
+
+    async def testbench(ctx):
+        for addr, data, en in ((5, 1, 0b01), (5, 2, 0b10), (0xC9, 3, 0b11), (0xC9, 1, 0b10),
+                               (0x45, 2, 0b01)):
+            ctx.set(table.write_addr, addr)
+            ctx.set(table.write_data, data)
+            ctx.set(table.write_en, en)
+            await ctx.tick()
+            low, high = rows.get(addr, (0, 0))
+            rows[addr] = (data if en & 1 else low, data if en & 2 else high)
+        ctx.set(table.write_en, 0)
+        for addr in (5, 0xC9, 0, 0x45, 0xC9):
+            ctx.set(table.read_addr, addr)
+            await ctx.tick()
+            seen.append((addr, ctx.get(table.read_data)))
+
+    sim = Simulator(Fragment.get(table, platform))
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert rows == {5: (1, 2), 0xC9: (3, 1), 0x45: (2, 0)}
+    assert seen == [(5, 1 | 2 << 2), (0xC9, 3 | 1 << 2), (0, 0), (0x45, 2), (0xC9, 3 | 1 << 2)]
+
+
+def test_ecp5_table_is_lut_ram(tmp_path):
+    """On ECP5 the table is LUT RAM read into a register, so that the lookup stays among the
+    click logic's flip-flops instead of reaching a block RAM site."""
+    from amaranth.back import rtlil
+
+    from heraldry.boards.build import tool_env
+    env = tool_env()
+    (tmp_path / "table.il").write_text(rtlil.convert(_TableMemory(8, 2), platform=_ECP5()))
+    subprocess.run([env["YOSYS"], "-q", "-p",
+                    "read_rtlil table.il; synth_ecp5 -top top; tee -q -o stat.txt stat"],
+                   cwd=tmp_path, env=env, check=True)
+    stat = (tmp_path / "stat.txt").read_text()
+    assert "TRELLIS_DPR16X4" in stat and "DP16KD" not in stat
 
 
 @pytest.mark.parametrize("shape", [(2, 2), (4, 1), (1, 4)])
