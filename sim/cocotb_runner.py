@@ -31,7 +31,7 @@ VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial"
 #: are built and run on the same machine (the build cache is per user), so the C++ is
 #: compiled for its CPU: about 7 % more cycles per second for the virtual board.
 PROGRAM_BUILD_ARGS = ["--cc", "--exe", "--build", "-j", "2", "-O3", "--x-assign", "fast",
-                      "--x-initial", "fast", "--noassert", "-Wno-fatal",
+                      "--x-initial", "fast", "--noassert", "-Wno-fatal", "--output-split", "0",
                       "-CFLAGS", "-O2 -march=native"]
 
 
