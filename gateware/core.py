@@ -505,15 +505,13 @@ class HeraldCore(wiring.Component):
         # to it: it goes to that run's bank and is not booked (the run's banks are taken when
         # it starts). Otherwise it belongs to the next run: it goes to the other bank, and
         # the entry's bit says so from then on (a start in t + 3 takes it over). Booking is
-        # per entry and local: an entry's new bit is its own run bit, inverted. A stage's
-        # entry and data are loaded only with a write there, and read only with it.
+        # per entry and local: an entry's new bit is its own run bit, inverted.
         w1_addr = Signal.like(self.table.addr, reset_less=True)
         w1_data = Signal.like(self.table.data, reset_less=True)
         w1_en = Signal()
         w1_started = Signal()               # a run started in t
-        m.d.sync += [w1_en.eq(self.table.en), w1_started.eq(start_accept)]
-        with m.If(self.table.en):
-            m.d.sync += [w1_addr.eq(self.table.addr), w1_data.eq(self.table.data)]
+        m.d.sync += [w1_addr.eq(self.table.addr), w1_data.eq(self.table.data),
+                     w1_en.eq(self.table.en), w1_started.eq(start_accept)]
         w2_addr = Signal.like(w1_addr, reset_less=True)
         w2_data = Signal.like(w1_data, reset_less=True)
         w2_en = Signal()
@@ -521,11 +519,13 @@ class HeraldCore(wiring.Component):
         w2_book = Signal()                  # a write to book, unless a run starts in t + 1
         w2_group = Signal(groups, reset_less=True)
         w2_index = Signal(1 << lo, reset_less=True)
-        m.d.sync += [w2_en.eq(w1_en), w2_started.eq(w1_started),
-                     w2_book.eq(w1_en & ~w1_started)]
-        with m.If(w1_en):
-            m.d.sync += [w2_addr.eq(w1_addr), w2_data.eq(w1_data),
-                         w2_group.eq(1 << w1_addr[lo:]), w2_index.eq(1 << w1_addr[:lo])]
+        m.d.sync += [
+            w2_addr.eq(w1_addr), w2_data.eq(w1_data), w2_en.eq(w1_en),
+            w2_started.eq(w1_started),
+            w2_book.eq(w1_en & ~w1_started),
+            w2_group.eq(Mux(w1_en & ~w1_started, 1, 0) << w1_addr[lo:]),
+            w2_index.eq(1 << w1_addr[:lo]),
+        ]
         started = w2_started | stage[0]     # a run started in t or t + 1
         with m.If(idle):                    # so, at the start: the run's banks
             m.d.sync += fresh_run.eq(fresh_now)
@@ -556,19 +556,19 @@ class HeraldCore(wiring.Component):
         w3_data = Signal.like(w1_data, reset_less=True)
         w3_en = Signal()
         w3_started = Signal()
-        m.d.sync += [w3_en.eq(w2_en), w3_started.eq(started)]
+        m.d.sync += [w3_addr.eq(w2_addr), w3_data.eq(w2_data), w3_en.eq(w2_en),
+                     w3_started.eq(started)]
         with m.If(w2_en):
-            m.d.sync += [w3_addr.eq(w2_addr), w3_data.eq(w2_data)]
             m.d.sync += partial.eq(Cat((fresh_run[j << lo:(j + 1) << lo] & w2_index).any()
                                        for j in range(groups)))
         w4_addr = Signal.like(w1_addr, reset_less=True)
         w4_data = Signal.like(w1_data, reset_less=True)
         w4_en = Signal()
         w4_bank = Signal()
-        m.d.sync += w4_en.eq(w3_en)
-        with m.If(w3_en):
-            m.d.sync += [w4_bank.eq(partial.bit_select(w3_addr[lo:], 1) ^ ~w3_started),
-                         w4_addr.eq(w3_addr), w4_data.eq(w3_data)]
+        m.d.sync += [
+            w4_bank.eq(partial.bit_select(w3_addr[lo:], 1) ^ ~w3_started),
+            w4_addr.eq(w3_addr), w4_data.eq(w3_data), w4_en.eq(w3_en),
+        ]
         m.d.comb += [
             table.write_addr.eq(w4_addr),
             table.write_data.eq(w4_data),
