@@ -527,26 +527,15 @@ class HeraldCore(wiring.Component):
             w2_index.eq(1 << w1_addr[:lo]),
         ]
         started = w2_started | stage[0]     # a run started in t or t + 1
-        with m.If(idle):                    # so, at the start: the run's banks
-            m.d.sync += fresh_run.eq(fresh_now)
-        # The booked entry's bits take its run bit inverted, each under its own group and
-        # index enable and written as constants: a simulation computes nothing for the other
-        # entries, or in a cycle without a booking.
-        def book(entry, bit):
-            m.d.sync += fresh_now[entry].eq(bit)
+        booked_group = Signal(groups)
+        m.d.comb += booked_group.eq(Mux(stage[0], 0, w2_group))
+        with m.If(w2_book):
+            booked = Cat(w2_index & booked_group[j].replicate(1 << lo) for j in range(groups))
+            m.d.sync += fresh_now.eq((fresh_now & ~booked) | (~fresh_run & booked))
             with m.If(idle):
-                m.d.sync += fresh_run[entry].eq(bit)
-
-        with m.If(w2_book & ~stage[0]):
-            for j in range(groups):
-                with m.If(w2_group[j]):
-                    for i in range(1 << lo):
-                        entry = (j << lo) | i
-                        with m.If(w2_index[i]):
-                            with m.If(fresh_run[entry]):
-                                book(entry, 0)
-                            with m.Else():
-                                book(entry, 1)
+                m.d.sync += fresh_run.eq((fresh_now & ~booked) | (~fresh_run & booked))
+        with m.Elif(idle):                  # so, at the start: the run's banks
+            m.d.sync += fresh_run.eq(fresh_now)
         # The bank is found by a two-stage mux of fresh_run as in t + 2; the physical write
         # follows in t + 4. Lookups that matter read the run's own bank, which a late write
         # reaches only for a write in the start cycle or the one before, long before the
