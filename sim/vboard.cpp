@@ -83,6 +83,12 @@ void eval(Vvirtual_board& top) {
     else top.eval();
 }
 
+void set_inputs(Vvirtual_board& top) {
+    top.rx_valid = !rx.empty();
+    top.rx_data = rx.empty() ? 0 : rx.front();
+    top.tx_ready = tx.room() >= 2;
+}
+
 double cpu_seconds() {
     timespec now;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
@@ -184,22 +190,27 @@ int main(int argc, char** argv) {
 
         auto tick_start = std::chrono::steady_clock::now();
         double cpu_start = cpu_seconds();
+        // The inputs follow the buffers, which change only here by a transfer (after the
+        // edge that makes it) and between chunks. Bytes move only at a link clock edge.
+        set_inputs(top);
+        int last_active = -1;  // the chunk's last cycle with a run or a transfer
         for (int i = 0; i < chunk; i++) {
-            top.rx_valid = !rx.empty();
-            top.rx_data = rx.empty() ? 0 : rx.front();
-            top.tx_ready = tx.room() >= 2;
             top.clk = 0;
             top.link_clk = 0;
             eval(top);
             bool link = top.link_busy || top.rx_valid;
-            bool active = top.running;
-            if (top.rx_valid && top.rx_ready) { rx.pop(); active = true; }  // link is high
-            if (top.tx_valid) { tx.push(top.tx_data); active = true; }
-            quiet = active ? 0 : quiet + 1;
+            bool transfer = false;
+            if (link) {
+                if (top.rx_valid && top.rx_ready) { rx.pop(); transfer = true; }
+                if (top.tx_valid) { tx.push(top.tx_data); transfer = true; }
+            }
+            if (top.running || transfer) last_active = i;
             top.clk = 1;
             top.link_clk = link;
             eval(top);
+            if (transfer) set_inputs(top);
         }
+        quiet = last_active < 0 ? quiet + chunk : uint64_t(chunk - 1 - last_active);
         cycles += chunk;
         tick_seconds +=
             std::chrono::duration<double>(std::chrono::steady_clock::now() - tick_start).count();
