@@ -313,9 +313,9 @@ class HeraldCore(wiring.Component):
                    for w in range(nw)]
         m.d.sync += deadline_ok.eq(~has_timeout | Cat(*allowed).all())
         # The run times out a cycle after time_left reads -L - 2; with T = 1 in the cycle after
-        # the start, from a flag latched with the configuration.
+        # the start, from the configuration of the start cycle.
         end_timeout_next = ~done & has_timeout & (time_left == -(L + 2))
-        quick_timeout = stage[0] & latch(config.timeout == 1, "timeout_one")
+        quick_timeout_next = start_accept & (config.timeout == 1)
 
         # -- scheduler ------------------------------------------------------------------------
         # The slot's last offset and e + L are at least 3: whether the next cycle has them.
@@ -581,26 +581,26 @@ class HeraldCore(wiring.Component):
         table_out = Signal(owd, reset_less=True)
         m.d.sync += table_out.eq(looked_up)
         table_hit = registered("table_hit", looked_up != 0)
-        record_due = registered("record_due", (looked_up != 0) | (diagnostic & pattern_nonzero))
 
         # -- decision and end of run ------------------------------------------------------------
         # Registered: this cycle holds the decision (unless a stop comes with it), and what
         # it does besides heralding.
         decision = registered("decision", decision_next)
-        decision_halts = registered("decision_halts", decision_next & stop_on_herald)
+        push_due = registered("push_due", decision_next & ((looked_up != 0)
+                                                          | (diagnostic & pattern_nonzero)))
         decision_last = registered("decision_last", decision_next & last_attempt)
-        # The run ends here for a reason known a cycle ahead (or a herald, or a stop).
-        end_known = registered("end_known", (decision_next & last_attempt)
-                               | (running & end_timeout_next))
+        # The run ends here for a herald with stop_on_herald, or for another reason known a
+        # cycle ahead (or a stop): all but the stop in one register, so that done, with its
+        # many loads, is one LUT after registers.
+        halts_next = decision_next & stop_on_herald & (looked_up != 0)
+        end_herald = registered("end_herald", halts_next)
+        end_due = registered("end_due", halts_next | (decision_next & last_attempt)
+                             | (running & end_timeout_next) | quick_timeout_next)
         herald = Signal()
         push_attempt = Signal()
-        end_herald = Signal()
-        end_due = Signal()
         m.d.comb += [
             herald.eq(decision & table_hit & ~self.stop),
-            push_attempt.eq(decision & record_due & ~self.stop),
-            end_herald.eq(decision_halts & table_hit),
-            end_due.eq(end_herald | end_known | quick_timeout),
+            push_attempt.eq(push_due & ~self.stop),
             done.eq(stop_now | end_due),
             self.herald.eq(herald),
             self.outcome.eq(Mux(herald, table_out, 0)),
@@ -693,10 +693,13 @@ class HeraldCore(wiring.Component):
 
         write = Signal(2)                   # slot j is written in this cycle ...
         write_end = Signal(2)               # ... with the END record, else the attempt's
+        # The number of records produced, late (stop, done), selects last between what one
+        # record and two would write.
         for j in range(2):
             is_first = first_slot == j
             m.d.sync += [
-                write[j].eq(Mux(is_first, accepted != 0, accepted == 2)),
+                write[j].eq(Mux(n_push[1], (remaining == 0) | (is_first & (remaining == 1)),
+                                n_push[0] & is_first & ~remaining[1])),
                 write_end[j].eq(~is_first | ~push_attempt),
             ]
         # The sequence number follows one cycle behind too: it is the first written record's.
