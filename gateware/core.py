@@ -225,8 +225,6 @@ class HeraldCore(wiring.Component):
         m.d.sync += offset.eq(Mux(strobe_time, 1, offset + 1))
         offset_ahead = Signal(ow + 1, reset_less=True)
         m.d.sync += offset_ahead.eq(Mux(strobe_time, 3, offset_ahead + 1))
-        output_ahead = Signal(ow + 1, reset_less=True)         # the same, for the outputs
-        m.d.sync += output_ahead.eq(Mux(strobe_flags, 3, output_ahead + 1))
 
         def registered(name, next_value, **kwargs):
             """A register that holds, in cycle t, what ``next_value`` was in cycle t - 1."""
@@ -259,7 +257,7 @@ class HeraldCore(wiring.Component):
                 m.d.sync += reg.eq(value)
             return reg
 
-        def threshold(name, at, counter=offset_ahead):
+        def threshold(name, at):
             """For an offset ``at`` (a per-run constant), a register saying whether the next
             cycle's offset is ``at``, valid from offset 1 on, and flags for the first two
             offsets: whether ``at`` is 0, and whether it is at most 1. Returns
@@ -268,7 +266,7 @@ class HeraldCore(wiring.Component):
             is_zero = derived(f"{name}_zero", at == 0)
             up_to_one = derived(f"{name}_up_to_one", at <= 1)
             is_two = derived(f"{name}_two", at == 2)
-            m.d.sync += ahead.eq(Mux(strobe_time, is_two, counter == at))
+            m.d.sync += ahead.eq(Mux(strobe_time, is_two, offset_ahead == at))
             return is_zero, up_to_one, ahead
 
         # -- per-run constants ------------------------------------------------------------------
@@ -312,10 +310,13 @@ class HeraldCore(wiring.Component):
         allowed = [time_left_large | (~time_left[-1] & (time_left[:tw] >= last_end[w]))
                    for w in range(nw)]
         m.d.sync += deadline_ok.eq(~has_timeout | Cat(*allowed).all())
-        # The run times out a cycle after time_left reads -L - 2; with T = 1 in the cycle after
-        # the start, from a flag latched with the configuration.
-        end_timeout_next = ~done & has_timeout & (time_left == -(L + 2))
-        quick_timeout = stage[0] & latch(config.timeout == 1, "timeout_one")
+        # The run times out a cycle after time_left reads -L - 2 (a flag registered from its
+        # next value); with T = 1 in the cycle after the start, from the configuration of the
+        # start cycle.
+        at_deadline = registered("at_deadline", Mux(idle, config.timeout == 2,
+                                                    time_left == -(L + 1)))
+        end_timeout_next = ~done & has_timeout & at_deadline
+        quick_timeout = registered("quick_timeout", start_accept & (config.timeout == 1))
 
         # -- scheduler ------------------------------------------------------------------------
         # The slot's last offset and e + L are at least 3: whether the next cycle has them.
@@ -405,15 +406,17 @@ class HeraldCore(wiring.Component):
         any_gate = Mux(strobe_flags, opening.any(), gate_later_any)
         # An output is high once the offset has passed its start and not yet its stop, which
         # also keeps an empty one (start >= stop) low without comparing the two.
+        # Whether the offset has passed `at` is, from offset 1 on, the sign of a countdown from
+        # at - 1 - offset that stops at -1: a carry chain next to its own flip-flops, where a
+        # comparison with a shared offset counter took up to 9 ns of routing.
         for k in range(p.n_outputs):
             passed, at_zero = [], []
             for name in ("start", "stop"):
-                flag = Signal(name=f"output{k}_past_{name}")
-                is_zero, early, ahead = threshold(f"output{k}_{name}", latch(
-                    getattr(config.outputs[k], name), f"output{k}_{name}"), output_ahead)
-                m.d.sync += flag.eq(Mux(strobe_flags, early, ahead | flag))
-                passed.append(flag)
-                at_zero.append(is_zero)
+                at = latch(getattr(config.outputs[k], name), f"output{k}_{name}")
+                left = Signal(signed(ow + 1), name=f"output{k}_{name}_left", reset_less=True)
+                m.d.sync += left.eq(Mux(strobe_flags, at - 2, Mux(left[-1], left, left - 1)))
+                passed.append(left[-1])
+                at_zero.append(derived(f"output{k}_{name}_zero", at == 0))
             m.d.comb += self.trig[k].eq(Mux(strobe_flags, at_zero[0] & ~at_zero[1],
                                             st_attempt & passed[0] & ~passed[1]))
 
@@ -581,27 +584,27 @@ class HeraldCore(wiring.Component):
         table_out = Signal(owd, reset_less=True)
         m.d.sync += table_out.eq(looked_up)
         table_hit = registered("table_hit", looked_up != 0)
-        record_due = registered("record_due", (looked_up != 0) | (diagnostic & pattern_nonzero))
 
         # -- decision and end of run ------------------------------------------------------------
         # Registered: this cycle holds the decision (unless a stop comes with it), and what
         # it does besides heralding.
         decision = registered("decision", decision_next)
-        decision_halts = registered("decision_halts", decision_next & stop_on_herald)
+        push_due = registered("push_due", decision_next & ((looked_up != 0)
+                                                          | (diagnostic & pattern_nonzero)))
         decision_last = registered("decision_last", decision_next & last_attempt)
-        # The run ends here for a reason known a cycle ahead (or a herald, or a stop).
-        end_known = registered("end_known", (decision_next & last_attempt)
-                               | (running & end_timeout_next))
+        # The run ends here for a herald with stop_on_herald or another reason known a cycle
+        # ahead (end_due), for T = 1 (quick_timeout) or for a stop: done, with its many
+        # loads, is one LUT after registers and the stop.
+        halts_next = decision_next & stop_on_herald & (looked_up != 0)
+        end_herald = registered("end_herald", halts_next)
+        end_due = registered("end_due", halts_next | (decision_next & last_attempt)
+                             | (running & end_timeout_next))
         herald = Signal()
         push_attempt = Signal()
-        end_herald = Signal()
-        end_due = Signal()
         m.d.comb += [
             herald.eq(decision & table_hit & ~self.stop),
-            push_attempt.eq(decision & record_due & ~self.stop),
-            end_herald.eq(decision_halts & table_hit),
-            end_due.eq(end_herald | end_known | quick_timeout),
-            done.eq(stop_now | end_due),
+            push_attempt.eq(push_due & ~self.stop),
+            done.eq(stop_now | end_due | quick_timeout),
             self.herald.eq(herald),
             self.outcome.eq(Mux(herald, table_out, 0)),
         ]
@@ -693,10 +696,13 @@ class HeraldCore(wiring.Component):
 
         write = Signal(2)                   # slot j is written in this cycle ...
         write_end = Signal(2)               # ... with the END record, else the attempt's
+        # The number of records produced, late (stop, done), selects last between what one
+        # record and two would write.
         for j in range(2):
             is_first = first_slot == j
             m.d.sync += [
-                write[j].eq(Mux(is_first, accepted != 0, accepted == 2)),
+                write[j].eq(Mux(n_push[1], (remaining == 0) | (is_first & (remaining == 1)),
+                                n_push[0] & is_first & ~remaining[1])),
                 write_end[j].eq(~is_first | ~push_attempt),
             ]
         # The sequence number follows one cycle behind too: it is the first written record's.
