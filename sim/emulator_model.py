@@ -4,7 +4,7 @@
 :class:`EmulatorModel` the :class:`~heraldry.gateware.emulator.LinkEmulator`: given the same
 inputs in every cycle it gives the same ``clicks``, ``ready`` and ``busy``, so tests check
 the gateware exactly (the module's docstring describes the timing both follow).
-:func:`click_pattern` and :func:`arrival_target` are the closed forms of what a draw computes
+:func:`click_pattern` and :func:`arrival_target` are the closed forms of what a draw computes,
 :func:`jitter_pmf` the exact distribution of the arrival jitter for statistical tests, and
 :func:`probability_threshold` turns probabilities into the 32-bit thresholds the registers
 hold.
