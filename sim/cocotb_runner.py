@@ -252,7 +252,9 @@ def _resolve_connections(module):
 
 def _sink_single_reads(module):
     """Move the expression of a wire that one statement of a clocked block reads, and nothing
-    else, into that statement (as a cast to the wire's width), until none is left."""
+    else, into that statement, until none is left. The expression is cast to the width read:
+    the wire's, or a select's from bit 0 when the expression's low bits do not depend on the
+    width it is computed at (no right shift or division)."""
     shapes, kinds = _declarations(module)
     while True:
         lines = module.splitlines(keepends=True)
@@ -268,26 +270,29 @@ def _sink_single_reads(module):
             assigned = _ASSIGN.fullmatch(line)
             if assigned and assigned["select"] is None:
                 definitions.setdefault(assigned["name"], []).append(number)
-            value = line[line.index("=") + 1:] if assigned else line
-            for found in _TOKEN.finditer(value):
+            begin = line.index("=") + 1 if assigned else 0
+            for found in _TOKEN.finditer(line, begin):
                 if found["name"]:
-                    reads.setdefault(found["name"], []).append(
-                        (number, clocked and found["select"] is None))
-        moved = False
+                    reads.setdefault(found["name"], []).append((number, clocked, found))
+        moved = set()                   # lines changed in this pass
         for name, (definition, *more) in definitions.items():
             if more or kinds.get(name) != {"wire"} or len(reads.get(name, ())) != 1:
                 continue
-            number, whole_in_clocked = reads[name][0]
-            if not whole_in_clocked or lines[definition] is None or lines[number] is None:
+            number, clocked, found = reads[name][0]
+            if not clocked or {number, definition} & moved:
                 continue
             value = _ASSIGN.fullmatch(lines[definition])["value"]
             value = re.sub(r"\(\*.*?\*\)\s*", "", value).strip()   # attributes
-            cast = f"$unsigned({shapes[name][0]}'({value} )) "
-            lines[number] = re.sub(re.escape(name) + ("" if name.endswith(" ") else r"\b"),
-                                   lambda _: cast, lines[number], count=1)
-            lines[definition] = None
-            moved = True
-        module = "".join(line for line in lines if line is not None)
+            low, high = _selected(found, shapes[name])
+            if low != 0 or (high != shapes[name][0] - 1 and re.search(r">>|/|%|\*\*", value)):
+                continue
+            cast = f"$unsigned({high + 1}'({value} ))"
+            line = lines[number]
+            lines[number] = (line[:found.start()] + cast
+                             + (" " if found[0].endswith(" ") else "") + line[found.end():])
+            lines[definition] = ""
+            moved |= {number, definition}
+        module = "".join(lines)
         if not moved:
             return module
 

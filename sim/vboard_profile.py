@@ -179,8 +179,14 @@ def _statement_owners(lines):
 def _demangle(name):
     """Verilator's C++ name of a signal back to ``instance.path.signal``."""
     parts = name.split("__DOT__")
-    return ".".join(re.sub(r"__0([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), part)
-                    for part in parts)
+    return _readable(".".join(
+        re.sub(r"__0([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), part)
+        for part in parts))
+
+
+def _readable(name):
+    """A flattened design's temporary, ``$flatten\\soc.\\core.$12``, as ``soc.core.$12``."""
+    return name[len("$flatten"):].replace("\\", "") if name.startswith("$flatten") else name
 
 
 def _signal_sources(verilog_text):
@@ -201,7 +207,7 @@ def _signal_sources(verilog_text):
             continue
         declared = re.match(r"(?:wire|reg)\s+(?:\[[^\]]*\]\s*)?\\?(\S+)\s*(?:=.*)?;", text)
         assigned = re.match(r'assign \\?(\S+)\s*=.*?\(\* src = "([^"]*)" \*\)', text)
-        registered = re.fullmatch(r"\\?(\S+) <= \\(\$\d+) ;", text)
+        registered = re.fullmatch(r"\\?(\S+)\s+<= \\(\S*\$\d+) ;", text)
         if declared and src:
             sources[_qualified(module, declared.group(1))] = src
         elif assigned:
@@ -216,6 +222,7 @@ def _signal_sources(verilog_text):
 
 
 def _qualified(module, signal):
+    signal = _readable(signal)
     return f"{module}.{signal}" if module else signal
 
 
