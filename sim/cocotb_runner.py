@@ -256,6 +256,7 @@ def _sink_single_reads(module):
     the wire's, or a select's from bit 0 when the expression's low bits do not depend on the
     width it is computed at (no right shift or division)."""
     shapes, kinds = _declarations(module)
+    moved_names = set()
     while True:
         lines = module.splitlines(keepends=True)
         definitions, reads = {}, {}
@@ -292,9 +293,19 @@ def _sink_single_reads(module):
                              + (" " if found[0].endswith(" ") else "") + line[found.end():])
             lines[definition] = ""
             moved |= {number, definition}
+            moved_names.add(name)
         module = "".join(lines)
         if not moved:
-            return module
+            break
+    result = []
+    for line in module.splitlines(keepends=True):
+        declared = _DECLARATION.fullmatch(line)
+        if declared and declared["name"] in moved_names:
+            if result and result[-1].lstrip().startswith("(*"):
+                result.pop()                # its attributes
+            continue
+        result.append(line)
+    return "".join(result)
 
 
 def waves_requested() -> bool:
