@@ -633,15 +633,19 @@ class HeraldCore(wiring.Component):
         # The clear reaches the counters' many bits from a register, a cycle after the start:
         # no event comes in the start cycle, so the port reads 0 in the cycle after it anyway
         # and the counter holds its sum from then on. The register is start_accept's, kept
-        # apart from stage[0] by a condition the start implies.
+        # apart from stage[0] by a condition the start implies. The sum is taken only with an
+        # event (else it is what the counter holds), so that a simulation adds only then.
         counters_clear = registered("counters_clear", start_accept & ~stage[0])
 
         def count(event, port):
             increment = Signal(len(event), reset_less=True)
-            total = Signal(cw)
             held = Signal(cw, reset_less=True)
-            m.d.comb += [total.eq(Mux(counters_clear, 0, held + increment)), port.eq(total)]
-            m.d.sync += [increment.eq(event), held.eq(total)]
+            m.d.comb += port.eq(Mux(counters_clear, 0, held + increment))
+            m.d.sync += increment.eq(event)
+            with m.If(counters_clear):
+                m.d.sync += held.eq(0)
+            with m.Elif(increment != 0):
+                m.d.sync += held.eq(held + increment)
 
         # Attempts count the strobe's own cycle: a register of the strobes before, plus it.
         m.d.sync += attempts_before.eq(Mux(start_accept, 0, attempts_before + attempt_now))

@@ -46,6 +46,13 @@ def verilator_verilog(elaboratable, name: str, *, src=False) -> str:
     Verilator then evaluates bit range by bit range. Source attributes are left out unless
     ``src``, so that the text (the build cache key) does not depend on where the sources are
     checked out.
+
+    The design is flattened into one module and rewritten so that Verilator computes less in
+    every cycle, without changing what any register holds: reads of a wire that only
+    connects other wires (a port, a struct field, a concatenation) read those wires instead,
+    so that no wide port value is assembled and taken apart again in every cycle; and a
+    wire's expression that only one clocked block reads is moved into it, where it is
+    computed only when the block's condition holds.
     """
     from amaranth._toolchain.yosys import find_yosys     # what amaranth.back.verilog runs
     from amaranth.back import rtlil
@@ -53,10 +60,11 @@ def verilator_verilog(elaboratable, name: str, *, src=False) -> str:
     text = rtlil.convert(elaboratable, name=name, emit_src=src)
     yosys = find_yosys(lambda version: version >= (0, 40))
     script = [f"read_rtlil <<rtlil\n{text}\nrtlil", "proc -nomux -norom -noopt",
-              "memory_collect", "write_verilog -norename" + ("" if src else " -noattr")]
+              "flatten", "opt_clean", "memory_collect",
+              "write_verilog -norename" + ("" if src else " -noattr")]
     # Yosys warns that not every process maps to Verilog; Amaranth emits only ones that do.
     verilog = yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=True)
-    return "".join(_fold_next_values(module)
+    return "".join(_sink_single_reads(_resolve_connections(_fold_next_values(module)))
                    for module in re.split(r"(?m)^(?=module )", verilog))
 
 
@@ -105,6 +113,199 @@ def _fold_next_values(module: str) -> str:
             module = (module.replace(block[0], folded, 1).replace(copy[0], "", 1)
                       .replace(declaration[0], "", 1))
     return module
+
+
+# Yosys's Verilog, as far as the two rewrites below read it: declarations and `assign`s one a
+# line, escaped names ending in a blank, bit selects with constant bounds.
+_NUMBER = r"\d*'[sS]?[bodhBODH][0-9a-fA-FxXzZ_?]+|\d+"
+_NAME = r"\\\S+ |[A-Za-z_][\w$]*"
+_SELECT = r" ?\[(?P<msb>\d+)(?::(?P<lsb>\d+))?\]"
+_TOKEN = re.compile(rf"(?P<number>{_NUMBER})|(?P<name>{_NAME})(?P<select>{_SELECT})?")
+_DECLARATION = re.compile(rf"  (?P<kind>wire|reg|input|output|inout)\s+"
+                          rf"(?:\[(?P<msb>\d+):(?P<lsb>\d+)\]\s+)?(?P<name>{_NAME})\s*"
+                          rf"(?:=[^;]*)?;\n")
+_ASSIGN = re.compile(rf"  assign (?P<name>{_NAME})(?P<select>{_SELECT})? = (?P<value>[^;]*);\n")
+_REFERENCE = re.compile(rf"(?P<name>{_NAME})(?P<select>{_SELECT})?")
+_CONSTANT = re.compile(r"(\d+)'([bhBH])([0-9a-fA-FxXzZ_]+)")
+
+
+def _declarations(module):
+    """``{name: (width, lsb)}`` and ``{name: {kinds}}`` of the module's nets."""
+    shapes, kinds = {}, {}
+    for found in _DECLARATION.finditer(module):
+        msb, lsb = int(found["msb"] or 0), int(found["lsb"] or 0)
+        shapes[found["name"]] = (msb - lsb + 1, lsb)
+        kinds.setdefault(found["name"], set()).add(found["kind"])
+    return shapes, kinds
+
+
+def _selected(found, shape):
+    """The bit offsets ``(low, high)`` that a name with an optional select refers to."""
+    width, lsb = shape
+    if found["msb"] is None:
+        return 0, width - 1
+    msb = int(found["msb"])
+    return int(found["lsb"] if found["lsb"] is not None else msb) - lsb, msb - lsb
+
+
+def _operand_bits(text, shapes):
+    """The bits of a concatenation's operand (LSB first) as ``(name, offset)``, with ``""``
+    and the digit for a constant bit; None if it is anything else."""
+    constant = _CONSTANT.fullmatch(text)
+    if constant:
+        width, base, digits = int(constant[1]), constant[2].lower(), constant[3].replace("_", "")
+        per_digit = 1 if base == "b" else 4
+        bits = []
+        for digit in reversed(digits):
+            bits += ([digit.lower()] * per_digit if digit in "xXzZ" else
+                     [str(int(digit, 16) >> i & 1) for i in range(per_digit)])
+        return [("", bit) for bit in (bits + ["0"] * width)[:width]]
+    found = _REFERENCE.fullmatch(text) or _REFERENCE.fullmatch(text + " ")   # `\name `
+    if not found or found["name"] not in shapes:
+        return None
+    low, high = _selected(found, shapes[found["name"]])
+    return [(found["name"], i) for i in range(low, high + 1)]
+
+
+def _resolve_connections(module):
+    """Read the sources of every wire that only connects other wires' bits (``assign``s of
+    names, selects, constants and concatenations of them) instead of the wire, and drop it."""
+    shapes, kinds = _declarations(module)
+    bits, lines, rejected = {}, {}, set()
+    for found in _ASSIGN.finditer(module):
+        name = found["name"]
+        if kinds.get(name) != {"wire"}:
+            continue
+        value = found["value"].strip()
+        operands = ([part.strip() for part in value[1:-1].split(",")]
+                    if value.startswith("{") and value.endswith("}") and "{" not in value[1:]
+                    else [value])
+        source = []
+        for operand in reversed(operands):
+            operand_bits = _operand_bits(operand, shapes)
+            if operand_bits is None:
+                source = None
+                break
+            source += operand_bits
+        low, high = _selected(found, shapes[name])
+        if source is None or len(source) != high - low + 1:
+            rejected.add(name)
+            continue
+        slots = bits.setdefault(name, [None] * shapes[name][0])
+        slots[low:high + 1] = source
+        lines.setdefault(name, []).append(found[0])
+    connections = {name: slots for name, slots in bits.items()
+                   if name not in rejected and None not in slots}
+
+    def source_bit(bit):
+        for _ in range(len(connections) + 1):       # a loop of connections stops here
+            if bit[0] not in connections:
+                break
+            bit = connections[bit[0]][bit[1]]
+        return bit
+
+    sources = {name: [source_bit(bit) for bit in slots] for name, slots in connections.items()}
+
+    def expression(bits):
+        """Bits (LSB first) as a Verilog expression: selects and constants, concatenated."""
+        parts = []
+        high = len(bits) - 1
+        while high >= 0:
+            name, offset = bits[high]
+            low = high
+            while low > 0 and bits[low - 1][0] == name and (
+                    name == "" or bits[low - 1][1] == bits[low][1] - 1):
+                low -= 1
+            if name == "":
+                parts.append(f"{high - low + 1}'b" + "".join(bits[i][1]
+                                                            for i in range(high, low - 1, -1)))
+            else:
+                width, lsb = shapes[name]
+                first = bits[low][1]
+                parts.append(name if (first, offset) == (0, width - 1) else
+                             f"{name}[{offset + lsb}]" if first == offset else
+                             f"{name}[{offset + lsb}:{first + lsb}]")
+            high = low - 1
+        return parts[0] if len(parts) == 1 else "{ " + ", ".join(parts) + " }"
+
+    def substitute(found):
+        name = found["name"]
+        if name not in sources:
+            return found[0]
+        low, high = _selected(found, shapes[name])
+        text = expression(sources[name][low:high + 1])
+        # An escaped name ends in a blank, which separates it from what follows.
+        return text + (" " if found[0].endswith(" ") and not text.endswith(" ") else "")
+
+    dropped = {line for name in sources for line in lines[name]}
+    result = []
+    for line in module.splitlines(keepends=True):
+        declared = _DECLARATION.fullmatch(line)
+        if line in dropped or (declared and declared["name"] in sources):
+            if result and result[-1].lstrip().startswith("(*"):
+                result.pop()                # its attributes
+            continue
+        result.append(_TOKEN.sub(lambda found: found[0] if found["number"] else
+                                 substitute(found), line))
+    return "".join(result)
+
+
+def _sink_single_reads(module):
+    """Move the expression of a wire that one statement of a clocked block reads, and nothing
+    else, into that statement, until none is left. The expression is cast to the width read:
+    the wire's, or a select's from bit 0 when the expression's low bits do not depend on the
+    width it is computed at (no right shift or division)."""
+    shapes, kinds = _declarations(module)
+    moved_names = set()
+    while True:
+        lines = module.splitlines(keepends=True)
+        definitions, reads = {}, {}
+        clocked = False
+        for number, line in enumerate(lines):
+            if line.startswith("  always @(posedge"):
+                clocked = True
+            elif not line.startswith("    "):
+                clocked = False
+            if _DECLARATION.fullmatch(line):
+                continue
+            assigned = _ASSIGN.fullmatch(line)
+            if assigned and assigned["select"] is None:
+                definitions.setdefault(assigned["name"], []).append(number)
+            begin = line.index("=") + 1 if assigned else 0
+            for found in _TOKEN.finditer(line, begin):
+                if found["name"]:
+                    reads.setdefault(found["name"], []).append((number, clocked, found))
+        moved = set()                   # lines changed in this pass
+        for name, (definition, *more) in definitions.items():
+            if more or kinds.get(name) != {"wire"} or len(reads.get(name, ())) != 1:
+                continue
+            number, clocked, found = reads[name][0]
+            if not clocked or {number, definition} & moved:
+                continue
+            value = _ASSIGN.fullmatch(lines[definition])["value"]
+            value = re.sub(r"\(\*.*?\*\)\s*", "", value).strip()   # attributes
+            low, high = _selected(found, shapes[name])
+            if low != 0 or (high != shapes[name][0] - 1 and re.search(r">>|/|%|\*\*", value)):
+                continue
+            cast = f"$unsigned({high + 1}'({value} ))"
+            line = lines[number]
+            lines[number] = (line[:found.start()] + cast
+                             + (" " if found[0].endswith(" ") else "") + line[found.end():])
+            lines[definition] = ""
+            moved |= {number, definition}
+            moved_names.add(name)
+        module = "".join(lines)
+        if not moved:
+            break
+    result = []
+    for line in module.splitlines(keepends=True):
+        declared = _DECLARATION.fullmatch(line)
+        if declared and declared["name"] in moved_names:
+            if result and result[-1].lstrip().startswith("(*"):
+                result.pop()                # its attributes
+            continue
+        result.append(line)
+    return "".join(result)
 
 
 def waves_requested() -> bool:
