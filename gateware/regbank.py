@@ -119,8 +119,9 @@ class RegisterBank(wiring.Component):
     bus : In(BusSignature())
         Word bus from the protocol engine.
     config : Out(config_layout)
-        The configuration registers, two cycles after their bus write. The core samples
-        them in the cycle a run starts, which makes a configuration take effect atomically.
+        The configuration registers, three cycles after their bus write (so a cycle before
+        the START strobe of a later write). The core samples them in the cycle a run starts,
+        which makes a configuration take effect atomically.
     table : Out(table_port_layout)
         Decision-table write strobe; one cycle per written entry, two cycles after the bus
         write.
@@ -215,10 +216,29 @@ class RegisterBank(wiring.Component):
                 w1_table.eq((bus.addr >= table.addr) & (bus.addr < table.addr + table.count)),
             ]
 
+        # The registers take an applied write a cycle later, from a register of its enable
+        # per register: apply reaches their clock enables through flip-flops of its own, not
+        # across the SoC in one cycle. On the ECP5 the word, too, crosses the die in two
+        # cycles, through a copy per register loaded while the write waits in W1 (their
+        # enables, the registers' hits, keep the copies apart through synthesis); elsewhere
+        # through one copy.
+        w2_we = Signal(len(rw))
+        m.d.sync += w2_we.eq(w1_hit & apply.replicate(len(rw)))
+        if is_ecp5(platform):
+            words = []
+            for i, reg in enumerate(rw):
+                word = Signal(reg.width, name=f"w2_word{i}", reset_less=True)
+                with m.If(w1_hit[i]):
+                    m.d.sync += word.eq(w1_data[:reg.width])
+                words.append(word)
+        else:
+            w2_word = Signal(WORD_BITS, reset_less=True)
+            m.d.sync += w2_word.eq(w1_data)
+            words = [w2_word[:reg.width] for reg in rw]
         for i, reg in enumerate(rw):
-            with m.If(apply & w1_hit[i]):
+            with m.If(w2_we[i]):
                 target = _resolve(storage[reg.port], reg.path)
-                m.d.sync += target.eq(w1_data[:reg.width])
+                m.d.sync += target.eq(words[i])
         m.d.sync += self.table.en.eq(apply & w1_table)
         with m.If(apply & w1_table):
             m.d.sync += [self.table.addr.eq(w1_addr - table.addr),
