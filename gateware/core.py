@@ -328,11 +328,15 @@ class HeraldCore(wiring.Component):
         m.d.comb += slot_end.eq(st_attempt & slot_end_flag)
         ready_prev = registered("ready_prev", self.ready)
 
-        # Attempt budgets: the attempts counter of the cycles before (attempts_before) reaches
-        # max_attempts at the last attempt's decision; batches count down the attempt strobes
-        # (>= 4 cycles apart).
+        # Attempt budgets: max_attempts - 1 less the attempt strobes so far turns negative at
+        # the last attempt's strobe (the run ends at its decision, so it goes no lower), a
+        # sign bit in place of a comparison of the attempts counter with max_attempts;
+        # batches count down the attempt strobes (>= 4 cycles apart).
+        attempts_left = Signal(signed(lw + 1), reset_less=True)
+        m.d.sync += attempts_left.eq(Mux(idle, config.max_attempts - 1,
+                                         attempts_left - attempt_now))
+        last_attempt = registered("last_attempt", has_max & attempts_left[-1])
         attempts_before = Signal(cw, reset_less=True)
-        last_attempt = registered("last_attempt", has_max & (attempts_before == max_attempts))
         batch_left = Signal(lw, reset_less=True)
         # batch_hit is registered: at a slot's end it is up to date (the last attempt strobe
         # was at least 3 cycles before).
