@@ -568,12 +568,15 @@ class HeraldCore(wiring.Component):
             table.write_addr.eq(w4_addr),
             table.write_data.eq(w4_data),
             table.write_en.eq(Mux(w4_bank, 0b10, 0b01) & w4_en.replicate(2)),
-            table.read_addr.eq(pattern),
         ]
         # Only the lookup at e + 1, the first offset past every window, matters: its pattern is
-        # in the classes' registers from then until the decision. The bank bit's mux reads a
-        # copy of them, so that they keep few loads; the copy has a reset, which keeps it
-        # apart from them through synthesis.
+        # in the classes' registers from then until the decision. The table and the bank
+        # bit's mux read copies of them, so that they keep few loads and each copy can lie
+        # by what it addresses; the copies have resets, to different values, which keeps
+        # them apart from the classes and from each other through synthesis.
+        table_addr = registered("table_addr", Cat(*cls_next), shape=len(pattern),
+                                init=(1 << len(pattern)) - 1)
+        m.d.comb += table.read_addr.eq(table_addr)
         lookup = registered("lookup_pattern", Cat(*cls_next), shape=len(pattern))
         bank_partial = Signal(groups, reset_less=True)
         with m.If(ended.all() & ~all_ended[0]):
