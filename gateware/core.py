@@ -331,9 +331,12 @@ class HeraldCore(wiring.Component):
         # Attempt budgets: max_attempts - 1 less the attempt strobes so far turns negative at
         # the last attempt's strobe (the run ends at its decision, so it goes no lower), a
         # sign bit in place of a comparison of the attempts counter with max_attempts;
-        # batches count down the attempt strobes (>= 4 cycles apart).
+        # batches count down the attempt strobes (>= 4 cycles apart). The counter loads
+        # until s + 1 (the first strobe comes later), from a select of its own: idle has
+        # too many loads.
+        attempts_reload = registered("attempts_reload", ~running_next | start_accept, init=1)
         attempts_left = Signal(signed(lw + 1), reset_less=True)
-        m.d.sync += attempts_left.eq(Mux(idle, config.max_attempts - 1,
+        m.d.sync += attempts_left.eq(Mux(attempts_reload, max_attempts - 1,
                                          attempts_left - attempt_now))
         last_attempt = registered("last_attempt", has_max & attempts_left[-1])
         attempts_before = Signal(cw, reset_less=True)
