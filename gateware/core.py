@@ -331,12 +331,12 @@ class HeraldCore(wiring.Component):
         # Attempt budgets: max_attempts - 1 less the attempt strobes so far turns negative at
         # the last attempt's strobe (the run ends at its decision, so it goes no lower), a
         # sign bit in place of a comparison of the attempts counter with max_attempts;
-        # batches count down the attempt strobes (>= 4 cycles apart). The counter loads
-        # until s + 1 (the first strobe comes later), from a select of its own: idle has
-        # too many loads.
-        attempts_reload = registered("attempts_reload", ~running_next | start_accept, init=1)
+        # batches count down the attempt strobes (>= 4 cycles apart). Both counters load
+        # their latched limits until s + 1 (the first strobe comes later), under a select of
+        # their own: idle has too many loads.
+        budgets_reload = registered("budgets_reload", ~running_next | start_accept, init=1)
         attempts_left = Signal(signed(lw + 1), reset_less=True)
-        m.d.sync += attempts_left.eq(Mux(attempts_reload, max_attempts - 1,
+        m.d.sync += attempts_left.eq(Mux(budgets_reload, max_attempts - 1,
                                          attempts_left - attempt_now))
         last_attempt = registered("last_attempt", has_max & attempts_left[-1])
         attempts_before = Signal(cw, reset_less=True)
@@ -344,8 +344,8 @@ class HeraldCore(wiring.Component):
         # batch_hit is registered: at a slot's end it is up to date (the last attempt strobe
         # was at least 3 cycles before).
         batch_hit = registered("batch_hit", has_batch & (batch_left == 0))
-        with m.If(idle):
-            m.d.sync += batch_left.eq(config.batch)
+        with m.If(budgets_reload):
+            m.d.sync += batch_left.eq(batch)
         with m.Elif(slot_end & batch_hit):
             m.d.sync += batch_left.eq(batch)
         with m.Elif(attempt_now):
