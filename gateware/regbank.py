@@ -201,12 +201,16 @@ class RegisterBank(wiring.Component):
         w1_hit = Signal(len(rw))
         w1_rw = Signal()
         w1_control = Signal()
-        w1_snapshot = Signal()       # a control write with the SNAPSHOT bit
+        w1_snapshot = Signal()       # W1 holds a control write with SNAPSHOT, not yet applied
         w1_table = Signal()
         copying = Signal()           # from the SNAPSHOT decision to the last word copied
         apply = Signal()
         m.d.comb += apply.eq(w1_valid & ~copying)
-        m.d.sync += [w1_valid.eq(bus.w_stb | (w1_valid & ~apply)), bus.w_ack.eq(apply)]
+        m.d.sync += [w1_valid.eq(bus.w_stb | (w1_valid & ~apply)), bus.w_ack.eq(apply),
+                     w1_snapshot.eq(Mux(bus.w_stb,
+                                        (bus.addr == control.addr)
+                                        & bus.w_data[CONTROL_SNAPSHOT.bit_length() - 1],
+                                        w1_snapshot & ~apply))]
         with m.If(bus.w_stb):
             m.d.sync += [
                 w1_addr.eq(bus.addr), w1_data.eq(bus.w_data),
@@ -214,8 +218,6 @@ class RegisterBank(wiring.Component):
                 w1_rw.eq(Cat((bus.addr >= lo) & (bus.addr < hi) for lo, hi in
                              regmap.ranges(lambda r: r.access is Access.RW)).any()),
                 w1_control.eq(bus.addr == control.addr),
-                w1_snapshot.eq((bus.addr == control.addr)
-                               & bus.w_data[CONTROL_SNAPSHOT.bit_length() - 1]),
                 w1_table.eq((bus.addr >= table.addr) & (bus.addr < table.addr + table.count)),
             ]
 
@@ -296,7 +298,7 @@ class RegisterBank(wiring.Component):
         # (fanout_copies).
         segments = [Signal(snap_width, name=f"snap{i}") for i in range(len(snap))]
         decide = Signal()
-        m.d.comb += decide.eq(apply & w1_snapshot)
+        m.d.comb += decide.eq(w1_snapshot & ~copying)     # = apply & SNAPSHOT, one LUT
         ahead_left = Signal(range(n_words + 1))     # the shift schedule, two cycles ahead
         ahead_on = Signal()          # ahead_left != 0 (never together with decide)
         ahead_word = Signal(range(words_per_reg))
