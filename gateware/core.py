@@ -328,17 +328,24 @@ class HeraldCore(wiring.Component):
         m.d.comb += slot_end.eq(st_attempt & slot_end_flag)
         ready_prev = registered("ready_prev", self.ready)
 
-        # Attempt budgets: the attempts counter of the cycles before (attempts_before) reaches
-        # max_attempts at the last attempt's decision; batches count down the attempt strobes
-        # (>= 4 cycles apart).
+        # Attempt budgets: max_attempts - 1 less the attempt strobes so far turns negative at
+        # the last attempt's strobe (the run ends at its decision, so it goes no lower), a
+        # sign bit in place of a comparison of the attempts counter with max_attempts;
+        # batches count down the attempt strobes (>= 4 cycles apart). Both counters load
+        # their latched limits until s + 1 (the first strobe comes later), under a select of
+        # their own: idle has too many loads.
+        budgets_reload = registered("budgets_reload", ~running_next | start_accept, init=1)
+        attempts_left = Signal(signed(lw + 1), reset_less=True)
+        m.d.sync += attempts_left.eq(Mux(budgets_reload, max_attempts - 1,
+                                         attempts_left - attempt_now))
+        last_attempt = registered("last_attempt", has_max & attempts_left[-1])
         attempts_before = Signal(cw, reset_less=True)
-        last_attempt = registered("last_attempt", has_max & (attempts_before == max_attempts))
         batch_left = Signal(lw, reset_less=True)
         # batch_hit is registered: at a slot's end it is up to date (the last attempt strobe
         # was at least 3 cycles before).
         batch_hit = registered("batch_hit", has_batch & (batch_left == 0))
-        with m.If(idle):
-            m.d.sync += batch_left.eq(config.batch)
+        with m.If(budgets_reload):
+            m.d.sync += batch_left.eq(batch)
         with m.Elif(slot_end & batch_hit):
             m.d.sync += batch_left.eq(batch)
         with m.Elif(attempt_now):
@@ -564,12 +571,15 @@ class HeraldCore(wiring.Component):
             table.write_addr.eq(w4_addr),
             table.write_data.eq(w4_data),
             table.write_en.eq(Mux(w4_bank, 0b10, 0b01) & w4_en.replicate(2)),
-            table.read_addr.eq(pattern),
         ]
         # Only the lookup at e + 1, the first offset past every window, matters: its pattern is
-        # in the classes' registers from then until the decision. The bank bit's mux reads a
-        # copy of them, so that they keep few loads; the copy has a reset, which keeps it
-        # apart from them through synthesis.
+        # in the classes' registers from then until the decision. The table and the bank
+        # bit's mux read copies of them, so that they keep few loads and each copy can lie
+        # by what it addresses; the copies have resets, to different values, which keeps
+        # them apart from the classes and from each other through synthesis.
+        table_addr = registered("table_addr", Cat(*cls_next), shape=len(pattern),
+                                init=(1 << len(pattern)) - 1)
+        m.d.comb += table.read_addr.eq(table_addr)
         lookup = registered("lookup_pattern", Cat(*cls_next), shape=len(pattern))
         bank_partial = Signal(groups, reset_less=True)
         with m.If(ended.all() & ~all_ended[0]):

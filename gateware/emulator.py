@@ -18,16 +18,18 @@ A draw, in the cycles after it starts (its phase counts the cycles left):
 1. refill: the attempt generator steps ``refill_steps(params)`` times, giving per window a
    32-bit pattern draw ``u`` and a 16-bit jitter draw ``r`` per detector, window after
    window;
-2. sample, per window: in the cycle its random bits are complete (its sample cycle,
-   ``window_sample_cycles``) its pattern becomes the smallest k with ``u < thresholds[k - 1]``
-   (0, no click, if none) and each detector's jitter ``(r * (jitter + 1)) >> 16`` is
-   registered, a product of registers (a DSP block on both FPGAs); the offset joins it at
-   the attempt strobe.
+2. capture, per window: in the cycle its random bits are complete (the cycle before its
+   sample cycle) ``u``, each ``r`` and ``jitter + 1`` are registered next to their consumers;
+3. sample, per window (its sample cycle, ``window_sample_cycles``): ``u < thresholds[k - 1]``
+   is registered for every pattern k, the pattern being the smallest k that holds (0, no
+   click, if none), and each detector's jitter ``(r * (jitter + 1)) >> 16``, a product of
+   registers into a register (a DSP block on both FPGAs, on the ECP5 with its own input
+   and output registers); the offset joins it at the attempt strobe.
 
 The last window's sample cycle ends the draw.
 
 **When the settings are read.** A window's ``offset`` and ``jitter`` are read in the cycle
-before its sample cycle, its ``thresholds`` in the sample cycle. Draws start at every attempt
+two before its sample cycle, its ``thresholds`` in the sample cycle. Draws start at every attempt
 strobe (the next attempt's draw; the drawn one becomes the current), in the cycle after a run
 starts (``running``'s first cycle: the drawn attempt is dropped and drawn anew) and after the
 warm-up that follows a reseed (or reset, which acts as a reseed with seed 0). So the settings
@@ -48,7 +50,8 @@ and in-process simulator agree). :class:`heraldry.sim.emulator_model.EmulatorMod
 this module cycle by cycle.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import (Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal,
+                          signed)
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -105,8 +108,8 @@ def refill_steps(params: CoreParameters):
 
 
 def draw_cycles(params: CoreParameters):
-    """Cycles of one draw: the refill and the last window's sample cycle."""
-    return refill_steps(params) + 1
+    """Cycles of one draw: the refill and the last window's capture and sample cycles."""
+    return refill_steps(params) + 2
 
 
 def min_period(params: CoreParameters):
@@ -115,21 +118,77 @@ def min_period(params: CoreParameters):
 
 
 def window_sample_cycles(params: CoreParameters):
-    """Per window, its sample cycle counted from the draw's first cycle (1): the cycle after
-    the refill step that completes its random bits."""
+    """Per window, its sample cycle counted from the draw's first cycle (1): two cycles after
+    the refill step that completes its random bits (the first captures them)."""
     bits = _window_bits(params)
-    return [-(-(w + 1) * bits // 64) + 1 for w in range(params.n_windows)]
+    return [-(-(w + 1) * bits // 64) + 2 for w in range(params.n_windows)]
 
 
 def held_words(params: CoreParameters):
     """Generator words kept besides the generator's output register, so that each window's
-    bits are all present in its sample cycle."""
+    bits are all present in its capture cycle (the one before its sample cycle)."""
     bits = _window_bits(params)
     return max(-(-(w + 1) * bits // 64) - 1 - w * bits // 64 for w in range(params.n_windows))
 
 
 def dark_generators(params: CoreParameters):
     return -(-params.n_channels // 2)
+
+
+class _JitterProduct(wiring.Component):
+    """``(r * span) >> JITTER_DRAW_BITS``, ``width`` bits, over two register stages: ``capture``
+    registers ``r`` and ``span``, ``sample`` (a later cycle) registers the product.
+
+    On the ECP5 both stages are a MULT18X18D's own input and output registers: synth_ecp5
+    maps ``*`` to one with its registers bypassed and does not absorb fabric registers, which
+    would leave a path through the multiplier from fabric to fabric. Elsewhere (simulation;
+    the iCE40, whose yosys -dsp maps the product to an SB_MAC16) fabric registers around
+    ``*``; so also when ``span`` is wider than the ECP5's 18-bit multiplier inputs.
+    """
+
+    def __init__(self, width):
+        self.width = width
+        super().__init__({
+            "r": In(JITTER_DRAW_BITS),
+            "span": In(width + 1),
+            "capture": In(1),
+            "sample": In(1),
+            "product": Out(width),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        if getattr(platform, "family", None) == "ecp5" and self.width + 1 <= 18:
+            full = Signal(36)
+            ports = {}
+            for i in range(18):
+                ports[f"i_A{i}"] = self.r[i] if i < len(self.r) else Const(0, 1)
+                ports[f"i_B{i}"] = self.span[i] if i < len(self.span) else Const(0, 1)
+                ports[f"i_C{i}"] = Const(0, 1)
+            for i in range(36):
+                ports[f"o_P{i}"] = full[i]
+            # nextpnr times a clocked MULT18X18D only from CLK0.
+            m.submodules.mult = Instance(
+                "MULT18X18D",
+                p_REG_INPUTA_CLK="CLK0", p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
+                p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
+                p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE1", p_REG_OUTPUT_RST="RST0",
+                i_CLK0=ClockSignal(), i_CE0=self.capture, i_CE1=self.sample,
+                i_RST0=ResetSignal(),
+                i_SIGNEDA=Const(0, 1), i_SIGNEDB=Const(0, 1),
+                i_SOURCEA=Const(0, 1), i_SOURCEB=Const(0, 1),
+                **ports)
+            m.d.comb += self.product.eq(full[JITTER_DRAW_BITS:][:self.width])
+            return m
+        r = Signal(JITTER_DRAW_BITS)
+        span = Signal(self.width + 1)
+        product = Signal(self.width)
+        with m.If(self.capture):
+            m.d.sync += [r.eq(self.r), span.eq(self.span)]
+        with m.If(self.sample):
+            m.d.sync += product.eq((r * span)[JITTER_DRAW_BITS:][:self.width])
+        m.d.comb += self.product.eq(product)
+        return m
 
 
 class LinkEmulator(wiring.Component):
@@ -224,8 +283,8 @@ class LinkEmulator(wiring.Component):
         restart = Signal()
         m.d.comb += restart.eq(self.reseed | ((self.attempt | run_started) & ~warming))
         # The phase and the controls registered from the next one. Per window flags (low on a
-        # restart, whose phase, full, is above them all): sampling.
-        flag_layout = data.StructLayout({"sampling": 1})
+        # restart, whose phase, full, is above them all): capturing, sampling.
+        flag_layout = data.StructLayout({"capturing": 1, "sampling": 1})
         sequence = Signal(data.StructLayout({
             "left": draw_len,
             "flags": data.ArrayLayout(flag_layout, nw),
@@ -238,15 +297,15 @@ class LinkEmulator(wiring.Component):
         shifted = Cat(left[1:], warming)
         sample_phases = [draw_len + 1 - cycle for cycle in window_sample_cycles(p)]
 
-        def between(above, upto):
-            return shifted[above] & ~shifted[upto]
+        def at(phase):
+            return shifted[phase - 1] & ~shifted[phase]
 
         with m.If(restart):
             m.d.sync += sequence.eq(sequence.shape().const(restarted))
         with m.Elif(left[0]):
             m.d.sync += sequence.eq(Cat(
                 shifted,
-                *(between(phase - 1, phase) for phase in sample_phases),
+                *(Cat(at(phase + 1), at(phase)) for phase in sample_phases),
                 shifted[draw_len - steps],
                 shifted[0]))
 
@@ -260,57 +319,59 @@ class LinkEmulator(wiring.Component):
                 m.d.sync += held.eq(Cat(held[64:], attempt_gen.output))
         view = Cat(held, attempt_gen.output)
 
-        # -- per window: sample; attempt strobe -> current attempt ----------------------------
+        # -- per window: capture, sample; attempt strobe -> current attempt -------------------
         window_bits = _window_bits(p)
         n_patterns = (1 << nc) - 1
         # Per window x detector (bit w * nc + c): a photon is to arrive.
         armed = Signal(nw * nc)
         countdowns, starts, arming = [], [], []
-        # Every update of the window datapath happens while drawing (each of its enables
-        # implies left[0]); the enclosing condition lets a simulator skip it all at once.
-        with m.If(left[0]):
-            for w, sample_phase in enumerate(sample_phases):
-                window = cfg.windows[w]
-                flag = flags[w]
-                # The window's random bits, complete in its sample cycle: the pattern draw u
-                # and every detector's jitter draw r.
-                base = w * window_bits - 64 * (draw_len - 1 - sample_phase - n_held)
-                bits = data.StructLayout({
-                    "u": PATTERN_DRAW_BITS,
-                    "r": data.ArrayLayout(JITTER_DRAW_BITS, nc),
-                })(view[base:base + window_bits])
+        for w, sample_phase in enumerate(sample_phases):
+            window = cfg.windows[w]
+            flag = flags[w]
+            capture_phase = sample_phase + 1
+            # The window's random bits, complete in its capture cycle: the pattern draw u and
+            # every detector's jitter draw r.
+            base = w * window_bits - 64 * (draw_len - 1 - capture_phase - n_held)
+            bits = data.StructLayout({
+                "u": PATTERN_DRAW_BITS,
+                "r": data.ArrayLayout(JITTER_DRAW_BITS, nc),
+            })(view[base:base + window_bits])
 
-                # Offset and jitter follow the settings until the cycle before the sample; the
-                # sample cycle registers the pattern, the smallest k with
-                # u < thresholds[k - 1], for the attempt strobe to arm the detectors with, and
-                # each detector's jitter.
-                timing = Signal(data.StructLayout({
-                    "early": signed(ow + 1),     # offset - MIN_ARRIVAL_OFFSET
-                    "span": ow + 1,              # M = J + 1
-                    "pattern": nc,
-                }), name=f"timing{w}")
-                with m.If(left[sample_phase]):
+            # Offset and jitter follow the settings until the cycle before the capture; the
+            # capture registers u (and the products' inputs) next to their consumers; the
+            # sample registers u < thresholds[k - 1] per pattern k, the attempt strobe arming
+            # the detectors with the smallest k that holds, and each detector's jitter.
+            timing = Signal(data.StructLayout({
+                "early": signed(ow + 1),     # offset - MIN_ARRIVAL_OFFSET
+                "span": ow + 1,              # M = J + 1
+                "below": n_patterns,
+            }), name=f"timing{w}")
+            u = Signal(PATTERN_DRAW_BITS, name=f"u{w}")
+            # Every update of the window datapath happens while drawing (each of its enables
+            # implies left[0]); the enclosing condition lets a simulator skip it all at once.
+            with m.If(left[0]):
+                with m.If(left[capture_phase]):
                     m.d.sync += [timing.early.eq(window.offset - MIN_ARRIVAL_OFFSET),
                                  timing.span.eq(window.jitter + 1)]
-                drawn = Const(0, nc)
-                for k in reversed(range(1, n_patterns + 1)):
-                    drawn = Mux(bits.u < window.thresholds[k - 1], k, drawn)
-                # (r * M) >> 16 is at most J: it fits offset_width bits.
-                acc = Signal(ow * nc, name=f"acc{w}")
-                acc_of = [acc.word_select(c, ow) for c in range(nc)]
+                with m.If(flag.capturing):
+                    m.d.sync += u.eq(bits.u)
                 with m.If(flag.sampling):
-                    m.d.sync += [
-                        timing.pattern.eq(drawn),
-                        acc.eq(Cat(*((bits.r[c] * timing.span)[JITTER_DRAW_BITS:][:ow]
-                                     for c in range(nc)))),
-                    ]
-
+                    m.d.sync += timing.below.eq(Cat(*(u < window.thresholds[k]
+                                                      for k in range(n_patterns))))
+            pattern = Const(0, nc)
+            for k in reversed(range(1, n_patterns + 1)):
+                pattern = Mux(timing.below[k - 1], k, pattern)
+            # (r * M) >> 16 is at most J: it fits offset_width bits.
+            for c in range(nc):
+                m.submodules[f"jitter{w}_{c}"] = product = _JitterProduct(ow)
+                m.d.comb += [product.r.eq(bits.r[c]), product.span.eq(timing.span),
+                             product.capture.eq(flag.capturing),
+                             product.sample.eq(flag.sampling)]
                 # Arrival: a countdown from target - MIN_ARRIVAL_OFFSET; armed by the pattern
                 # (and an offset not below the minimum), it clicks once, as it turns negative.
-                for c in range(nc):
-                    countdowns.append(Signal(signed(ow + 2), name=f"countdown{w}_{c}"))
-                    starts.append(acc_of[c] + timing.early)
-                    arming.append(timing.pattern[c] & ~timing.early[-1])
+                countdowns.append(Signal(signed(ow + 2), name=f"countdown{w}_{c}"))
+                starts.append(product.product + timing.early)
+                arming.append(pattern[c] & ~timing.early[-1])
 
         # Only an armed countdown is read, so only an armed one counts.
         with m.If(self.attempt):

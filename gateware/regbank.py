@@ -119,8 +119,9 @@ class RegisterBank(wiring.Component):
     bus : In(BusSignature())
         Word bus from the protocol engine.
     config : Out(config_layout)
-        The configuration registers, two cycles after their bus write. The core samples
-        them in the cycle a run starts, which makes a configuration take effect atomically.
+        The configuration registers, three cycles after their bus write (so a cycle before
+        the START strobe of a later write). The core samples them in the cycle a run starts,
+        which makes a configuration take effect atomically.
     table : Out(table_port_layout)
         Decision-table write strobe; one cycle per written entry, two cycles after the bus
         write.
@@ -200,11 +201,16 @@ class RegisterBank(wiring.Component):
         w1_hit = Signal(len(rw))
         w1_rw = Signal()
         w1_control = Signal()
+        w1_snapshot = Signal()       # W1 holds a control write with SNAPSHOT, not yet applied
         w1_table = Signal()
         copying = Signal()           # from the SNAPSHOT decision to the last word copied
         apply = Signal()
         m.d.comb += apply.eq(w1_valid & ~copying)
-        m.d.sync += [w1_valid.eq(bus.w_stb | (w1_valid & ~apply)), bus.w_ack.eq(apply)]
+        m.d.sync += [w1_valid.eq(bus.w_stb | (w1_valid & ~apply)), bus.w_ack.eq(apply),
+                     w1_snapshot.eq(Mux(bus.w_stb,
+                                        (bus.addr == control.addr)
+                                        & bus.w_data[CONTROL_SNAPSHOT.bit_length() - 1],
+                                        w1_snapshot & ~apply))]
         with m.If(bus.w_stb):
             m.d.sync += [
                 w1_addr.eq(bus.addr), w1_data.eq(bus.w_data),
@@ -215,10 +221,29 @@ class RegisterBank(wiring.Component):
                 w1_table.eq((bus.addr >= table.addr) & (bus.addr < table.addr + table.count)),
             ]
 
+        # The registers take an applied write a cycle later, from a register of its enable
+        # per register: apply reaches their clock enables through flip-flops of its own, not
+        # across the SoC in one cycle. On the ECP5 the word, too, crosses the die in two
+        # cycles, through a copy per register loaded while the write waits in W1 (their
+        # enables, the registers' hits, keep the copies apart through synthesis); elsewhere
+        # through one copy.
+        w2_we = Signal(len(rw))
+        m.d.sync += w2_we.eq(w1_hit & apply.replicate(len(rw)))
+        if is_ecp5(platform):
+            words = []
+            for i, reg in enumerate(rw):
+                word = Signal(reg.width, name=f"w2_word{i}", reset_less=True)
+                with m.If(w1_hit[i]):
+                    m.d.sync += word.eq(w1_data[:reg.width])
+                words.append(word)
+        else:
+            w2_word = Signal(WORD_BITS, reset_less=True)
+            m.d.sync += w2_word.eq(w1_data)
+            words = [w2_word[:reg.width] for reg in rw]
         for i, reg in enumerate(rw):
-            with m.If(apply & w1_hit[i]):
+            with m.If(w2_we[i]):
                 target = _resolve(storage[reg.port], reg.path)
-                m.d.sync += target.eq(w1_data[:reg.width])
+                m.d.sync += target.eq(words[i])
         m.d.sync += self.table.en.eq(apply & w1_table)
         with m.If(apply & w1_table):
             m.d.sync += [self.table.addr.eq(w1_addr - table.addr),
@@ -273,7 +298,7 @@ class RegisterBank(wiring.Component):
         # (fanout_copies).
         segments = [Signal(snap_width, name=f"snap{i}") for i in range(len(snap))]
         decide = Signal()
-        m.d.comb += decide.eq(apply & w1_control & w1_data[CONTROL_SNAPSHOT.bit_length() - 1])
+        m.d.comb += decide.eq(w1_snapshot & ~copying)     # = apply & SNAPSHOT, one LUT
         ahead_left = Signal(range(n_words + 1))     # the shift schedule, two cycles ahead
         ahead_on = Signal()          # ahead_left != 0 (never together with decide)
         ahead_word = Signal(range(words_per_reg))

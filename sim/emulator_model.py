@@ -132,6 +132,9 @@ class EmulatorModel:
         self.held = [0] * held_words(params)
         self.early = [0] * nw           # offset - MIN_ARRIVAL_OFFSET
         self.span = [0] * nw            # jitter + 1
+        self.u = [0] * nw               # captured pattern draw
+        self.r = [[0] * nc for _ in range(nw)]      # captured jitter draws ...
+        self.r_span = [0] * nw                      # ... and span, the products' inputs
         self.below = [0] * nw           # bit k - 1: u < thresholds[k - 1]
         self.acc = [[0] * nc for _ in range(nw)]
         self.countdown = [[0] * nc for _ in range(nw)]
@@ -177,9 +180,10 @@ class EmulatorModel:
             word = (self.dark_gens[c // 2].output >> (32 * (c % 2))) & 0xFFFFFFFF
             dark_less |= int(word < settings.dark[c]) << c
 
-        # Per window: offset and span follow the settings until the cycle before the sample;
-        # in the cycle its bits are complete it compares u with the thresholds and registers
-        # each detector's jitter (r M) >> 16.
+        # Per window: offset and span follow the settings until the cycle before the capture;
+        # in the cycle its bits are complete it captures u, each r and the span; in the next
+        # (the sample) it compares u with the thresholds and registers each detector's jitter
+        # (r M) >> 16.
         view = 0
         for i, word in enumerate((*self.held, self.attempt_gen.output)):
             view |= word << (64 * i)
@@ -188,9 +192,8 @@ class EmulatorModel:
         for w, sample_cycle in enumerate(window_sample_cycles(p)):
             offset, jitter, thresholds = windows[w]
             sample_phase = draw_len + 1 - sample_cycle
-            sampling = phase == sample_phase
-            base = w * window_bits - 64 * (sample_cycle - 2 - len(self.held))
-            span = self.span[w]
+            capture_phase = sample_phase + 1
+            base = w * window_bits - 64 * (sample_cycle - 3 - len(self.held))
             pattern = next((k for k in range(1, 1 << nc) if self.below[w] >> (k - 1) & 1), 0)
             for c in range(nc):
                 # Arrival: a countdown from target - MIN_ARRIVAL_OFFSET, armed once.
@@ -206,14 +209,15 @@ class EmulatorModel:
                     self.armed[w][c] = bool(pattern >> c & 1) and self.early[w] >= 0
                 elif countdown < 0:
                     self.armed[w][c] = False
-                if sampling:
-                    lo = base + PATTERN_DRAW_BITS + JITTER_DRAW_BITS * c
-                    r = (view >> lo) & ((1 << JITTER_DRAW_BITS) - 1)
-                    self.acc[w][c] = (r * span) >> JITTER_DRAW_BITS
-            if sampling:
-                u = (view >> base) & ((1 << PATTERN_DRAW_BITS) - 1)
-                self.below[w] = sum(1 << k for k, t in enumerate(thresholds) if u < t)
-            if phase > sample_phase:
+            if phase == sample_phase:
+                self.below[w] = sum(1 << k for k, t in enumerate(thresholds) if self.u[w] < t)
+                self.acc[w] = [(r * self.r_span[w]) >> JITTER_DRAW_BITS for r in self.r[w]]
+            if phase == capture_phase:
+                self.u[w] = (view >> base) & ((1 << PATTERN_DRAW_BITS) - 1)
+                self.r[w] = [(view >> (base + PATTERN_DRAW_BITS + JITTER_DRAW_BITS * c))
+                             & ((1 << JITTER_DRAW_BITS) - 1) for c in range(nc)]
+                self.r_span[w] = self.span[w]
+            if phase > capture_phase:
                 self.early[w], self.span[w] = offset - MIN_ARRIVAL_OFFSET, jitter + 1
 
         # Generators: the refill shifts in the attempt generator's output before it steps;

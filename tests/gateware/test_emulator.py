@@ -358,3 +358,40 @@ def test_thresholds_reject_bad_probabilities():
         pattern_thresholds({4: 0.1}, 2)
     with pytest.raises(ValueError, match=r"dark = 1.5"):
         probability_threshold(1.5, "dark")
+
+
+def test_ecp5_jitter_product_is_a_registered_mult18x18d(tmp_path):
+    # On the ECP5 both register stages of the jitter product are the MULT18X18D's own (inputs
+    # on the capture enable, output on the sample enable), clocked from CLK0, the only clock
+    # nextpnr times a clocked MULT18X18D from: no fabric flip-flop, no path through the
+    # multiplier from fabric to fabric.
+    import json
+    import subprocess
+
+    from amaranth.back import rtlil
+
+    from heraldry.boards.build import tool_env
+    from heraldry.gateware.emulator import _JitterProduct
+
+    class ECP5:
+        family = "ecp5"
+
+    env = tool_env()
+    (tmp_path / "product.il").write_text(rtlil.convert(_JitterProduct(16), platform=ECP5()))
+    subprocess.run([env["YOSYS"], "-q", "-p", "read_rtlil product.il; synth_ecp5 -top top; "
+                    "write_json product.json"], cwd=tmp_path, env=env, check=True)
+    top = json.loads((tmp_path / "product.json").read_text())["modules"]["top"]
+    assert [cell["type"] for cell in top["cells"].values()] == ["MULT18X18D"]
+    mult, = top["cells"].values()
+    port = {name: value["bits"] for name, value in top["ports"].items()}
+    wires = mult["connections"]
+    assert [wires[p] for p in ("CLK0", "CE0", "CE1", "RST0")] == [
+        port["clk"], port["capture"], port["sample"], port["rst"]]
+    assert [wires[f"A{i}"][0] for i in range(16)] == port["r"]
+    assert [wires[f"B{i}"][0] for i in range(17)] == port["span"]
+    assert wires["A16"] == wires["A17"] == wires["B17"] == ["0"]
+    assert [wires[f"P{i}"][0] for i in range(16, 32)] == port["product"]
+    params = {k: v for k, v in mult["parameters"].items() if k.startswith("REG_")}
+    assert params == {f"REG_{reg}_{what}": value
+                      for reg, ce in (("INPUTA", "CE0"), ("INPUTB", "CE0"), ("OUTPUT", "CE1"))
+                      for what, value in (("CLK", "CLK0"), ("CE", ce), ("RST", "RST0"))}
