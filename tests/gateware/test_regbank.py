@@ -174,17 +174,19 @@ def test_bank_config_table_control_snapshot():
     assert seen == {"attempts": (1 << 47) | 0x1234_5678_9, "start": 77}
 
 
+def register_port(dut, reg):
+    """The bank port (a view) that holds or feeds register ``reg``."""
+    view = getattr(dut, reg.port)
+    for key in reg.path:
+        view = view[key] if isinstance(key, int) else getattr(view, key)
+    return view
+
+
 def test_every_snapshot_and_live_word():
     """Each snapshot word holds its own counter, each live word its own input."""
     regmap = RegisterMap(SocParameters())
     snap = [r for r in regmap if r.access is Access.SNAPSHOT]
     live = [r for r in regmap if r.access is Access.RO]
-
-    def port(dut, reg):
-        view = getattr(dut, reg.port)
-        for key in reg.path:
-            view = view[key] if isinstance(key, int) else getattr(view, key)
-        return view
 
     async def bench(ctx, dut):
         for round_ in range(2):
@@ -192,19 +194,19 @@ def test_every_snapshot_and_live_word():
             for i, reg in enumerate(snap + live):
                 values[reg.name] = (0x9E37_79B9_7F4A_7C15 * (i + 17 * round_ + 1)) \
                     % (1 << reg.width)
-                ctx.set(port(dut, reg), values[reg.name])
+                ctx.set(register_port(dut, reg), values[reg.name])
             await write(ctx, dut, regmap["control"].addr, CONTROL_SNAPSHOT)
             for _ in range(STROBE_LATENCY):
                 await ctx.tick()
             for reg in snap + live:
-                ctx.set(port(dut, reg), 0)     # too late for the snapshot, live reads 0
+                ctx.set(register_port(dut, reg), 0)     # too late for the snapshot, live reads 0
             for reg in snap:
                 words = [await read(ctx, dut, reg.addr + k) for k in range(reg.words)]
                 assert sum(w << (32 * k) for k, w in enumerate(words)) == values[reg.name], \
                     reg.name
             for reg in live:
                 assert await read(ctx, dut, reg.addr) == 0, reg.name
-                ctx.set(port(dut, reg), values[reg.name])
+                ctx.set(register_port(dut, reg), values[reg.name])
                 assert await read(ctx, dut, reg.addr) == values[reg.name], reg.name
 
     run_bank(regmap, bench)
@@ -231,12 +233,6 @@ def test_writes_reach_the_registers_in_order(ecp5, monkeypatch):
     writes = [(reg, (0x9E37_79B9 * (i + 1)) & 0xFFFF_FFFF) for i, reg in enumerate(rw)]
     writes += [(rw[0], 0xFFFF_0001), (rw[-1], 0x1234_5678), (rw[0], 77)]
 
-    def port(dut, reg):
-        view = getattr(dut, reg.port)
-        for key in reg.path:
-            view = view[key] if isinstance(key, int) else getattr(view, key)
-        return view
-
     async def bench(ctx, dut):
         expected = {}
         for t, (reg, value) in enumerate(writes):
@@ -246,16 +242,16 @@ def test_writes_reach_the_registers_in_order(ecp5, monkeypatch):
                 done, _ = writes[t + 1 - WRITE_LATENCY]
                 landed = {r.name: v & ((1 << r.width) - 1)
                           for r, v in writes[:t + 2 - WRITE_LATENCY]}
-                assert ctx.get(port(dut, done)) == landed[done.name]
+                assert ctx.get(register_port(dut, done)) == landed[done.name]
                 if t + 2 - WRITE_LATENCY < len(writes):     # the next one has not landed
                     pending, _ = writes[t + 2 - WRITE_LATENCY]
-                    assert ctx.get(port(dut, pending)) == landed.get(pending.name, 0)
+                    assert ctx.get(register_port(dut, pending)) == landed.get(pending.name, 0)
         await write(ctx, dut, regmap["control"].addr, CONTROL_START)
         for _ in range(STROBE_LATENCY - 1):
             assert ctx.get(dut.start) == 0
             await ctx.tick()
         assert ctx.get(dut.start) == 1
         for reg in rw:
-            assert ctx.get(port(dut, reg)) == expected[reg.name], reg.name
+            assert ctx.get(register_port(dut, reg)) == expected[reg.name], reg.name
 
     run_bank(regmap, bench)
