@@ -238,16 +238,9 @@ def _resolve_connections(module):
         return text + (" " if found[0].endswith(" ") and not text.endswith(" ") else "")
 
     dropped = {line for name in sources for line in lines[name]}
-    result = []
-    for line in module.splitlines(keepends=True):
-        declared = _DECLARATION.fullmatch(line)
-        if line in dropped or (declared and declared["name"] in sources):
-            if result and result[-1].lstrip().startswith("(*"):
-                result.pop()                # its attributes
-            continue
-        result.append(_TOKEN.sub(lambda found: found[0] if found["number"] else
-                                 substitute(found), line))
-    return "".join(result)
+    return "".join(_TOKEN.sub(lambda found: found[0] if found["number"] else substitute(found),
+                              line)
+                   for line in _without(module, sources, dropped))
 
 
 def _sink_single_reads(module):
@@ -297,15 +290,21 @@ def _sink_single_reads(module):
         module = "".join(lines)
         if not moved:
             break
+    return "".join(_without(module, moved_names))
+
+
+def _without(module, names, lines=frozenset()):
+    """The module's lines less the declarations of ``names`` and the given ``lines``, each
+    with the attributes line before it."""
     result = []
     for line in module.splitlines(keepends=True):
         declared = _DECLARATION.fullmatch(line)
-        if declared and declared["name"] in moved_names:
+        if line in lines or (declared and declared["name"] in names):
             if result and result[-1].lstrip().startswith("(*"):
                 result.pop()                # its attributes
             continue
         result.append(line)
-    return "".join(result)
+    return result
 
 
 def waves_requested() -> bool:
