@@ -360,27 +360,14 @@ def test_thresholds_reject_bad_probabilities():
         probability_threshold(1.5, "dark")
 
 
-def test_ecp5_jitter_product_is_a_registered_mult18x18d(tmp_path):
+def test_ecp5_jitter_product_is_a_registered_mult18x18d(synth_ecp5):
     # On the ECP5 both register stages of the jitter product are the MULT18X18D's own (inputs
     # on the capture enable, output on the sample enable), clocked from CLK0, the only clock
     # nextpnr times a clocked MULT18X18D from: no fabric flip-flop, no path through the
     # multiplier from fabric to fabric.
-    import json
-    import subprocess
-
-    from amaranth.back import rtlil
-
-    from heraldry.boards.build import tool_env
     from heraldry.gateware.emulator import _JitterProduct
 
-    class ECP5:
-        family = "ecp5"
-
-    env = tool_env()
-    (tmp_path / "product.il").write_text(rtlil.convert(_JitterProduct(16), platform=ECP5()))
-    subprocess.run([env["YOSYS"], "-q", "-p", "read_rtlil product.il; synth_ecp5 -top top; "
-                    "write_json product.json"], cwd=tmp_path, env=env, check=True)
-    top = json.loads((tmp_path / "product.json").read_text())["modules"]["top"]
+    top = synth_ecp5(_JitterProduct(16))
     assert [cell["type"] for cell in top["cells"].values()] == ["MULT18X18D"]
     mult, = top["cells"].values()
     port = {name: value["bits"] for name, value in top["ports"].items()}
