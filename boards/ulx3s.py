@@ -45,4 +45,7 @@ ULX3S_85F = Board(
     # router2 routes it in about one, to the same Fmax. Timing-driven rip-up lets it reroute
     # the critical connections: 109.3 -> 129.4 MHz on one netlist at the same placement.
     nextpnr_opts=("--router", "router2", "--tmg-ripup"),
+    # The margin at 125 MHz is thin and differs by seed (127.1, 126.7 and 124.3 MHz on one
+    # netlist): a seed that misses gives way to the next.
+    seeds=(1, 2, 3),
 )

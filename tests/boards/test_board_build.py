@@ -1,15 +1,20 @@
 """Board descriptions, PLL solvers, pinout constraints, report parsing, and the two bitstreams
 built from the pip-installed toolchain with their timing checked."""
 
+import dataclasses
 import json
+import subprocess
 import time
 
 import pytest
 
 from heraldry.boards import FRONTEND_LATENCY, OUTPUT_LATENCY, get_board
-from heraldry.boards.build import (BuildError, FitError, _prepare, build_board, count_luts_ffs,
-                                   parse_nextpnr_report, parse_nextpnr_utilisation,
-                                   parse_yosys_stat)
+from heraldry.boards import build as build_module
+from heraldry.boards.build import (RESEED_TIMEOUT_S, BuildError, BuildResult, FitError,
+                                   Utilisation, _prepare, build_board, count_luts_ffs,
+                                   format_result, parse_nextpnr_report,
+                                   parse_nextpnr_utilisation, parse_yosys_stat, reseed_script,
+                                   timing_message)
 from heraldry.boards.pll import ecp5_pll_settings, ice40_pll_settings
 from heraldry.gateware.regmap import RegisterMap
 
@@ -244,6 +249,91 @@ def test_parse_nextpnr_utilisation():
     assert list(cells) == ["ICESTORM_LC", "ICESTORM_RAM", "SB_IO"]
     assert (cells["ICESTORM_LC"].used, cells["ICESTORM_LC"].available) == (9899, 5280)
     assert round(cells["ICESTORM_LC"].percent) == 187
+
+
+# -- placement seeds -------------------------------------------------------------------------
+
+ULX3S_SCRIPT = """#!/bin/sh
+set -e
+: ${YOSYS:=yosys}
+: ${NEXTPNR_ECP5:=nextpnr-ecp5}
+"$YOSYS" -q -l top.rpt top.ys
+"$NEXTPNR_ECP5" --quiet --report report.json --timing-allow-fail --seed 1 --router router2 --json top.json
+"$ECPPACK" --compress --input top.config --bit top.bit
+"""
+
+
+def test_reseed_script_places_the_same_netlist_with_another_seed():
+    assert reseed_script(ULX3S_SCRIPT, 7).splitlines() == [
+        "#!/bin/sh", "set -e", ": ${YOSYS:=yosys}", ": ${NEXTPNR_ECP5:=nextpnr-ecp5}",
+        '"$NEXTPNR_ECP5" --quiet --report report.json --timing-allow-fail --seed 7 --router '
+        'router2 --json top.json',
+        '"$ECPPACK" --compress --input top.config --bit top.bit']
+    with pytest.raises(BuildError, match="cannot find the one nextpnr command with a --seed"):
+        reseed_script(ULX3S_SCRIPT.replace("--seed 1 ", ""), 2)
+
+
+def test_board_seeds_are_checked():
+    assert ULX3S.seeds == (1, 2, 3) and ICEBREAKER.seeds == (1,)
+    for seeds in ((), (1, 1), (-1,), ("2",)):
+        with pytest.raises(ValueError, match=r"ulx3s-85f: seeds .* must be distinct integers"):
+            dataclasses.replace(ULX3S, seeds=seeds)
+
+
+class _FakePlan:
+    script = "build_top"
+
+    def extract(self, folder):
+        folder.mkdir(parents=True)
+        (folder / "build_top.sh").write_text(ULX3S_SCRIPT)
+
+
+@pytest.mark.parametrize("fmax_by_seed, seed, tried", [
+    # Seed 2's router is given up; seed 3 meets timing, so seed 4 is never placed.
+    ({1: 120.0, 2: "timeout", 3: 126.5, 4: 130.0}, 3, {1: 120.0, 2: None, 3: 126.5}),
+    # None meets: the last seed's placement stays, and each seed's Fmax is reported.
+    ({1: 120.0, 2: 121.0, 3: 119.0, 4: 124.9}, 4, {1: 120.0, 2: 121.0, 3: 119.0, 4: 124.9}),
+    # The first meets: nothing else runs.
+    ({1: 125.0, 2: 130.0, 3: 130.0, 4: 130.0}, 1, {1: 125.0}),
+])
+def test_a_seed_that_misses_timing_gives_way_to_the_next(tmp_path, monkeypatch, fmax_by_seed,
+                                                         seed, tried):
+    board = dataclasses.replace(ULX3S, seeds=(1, 2, 3, 4))
+    runs = []
+    placed = {}
+
+    def run_script(board_, name, folder, script, log_name, timeout):
+        text = (folder / script).read_text()
+        runs.append((script, '"$YOSYS"' in text, timeout))
+        placed_seed = int(text.split("--seed ")[1].split()[0])
+        if fmax_by_seed[placed_seed] == "timeout":
+            raise subprocess.TimeoutExpired(script, timeout)
+        placed["seed"] = placed_seed
+
+    def read_build(board_, name, folder, digest, seconds):
+        return BuildResult(board=board_.name, target_mhz=125.0,
+                           fmax_mhz=fmax_by_seed[placed["seed"]], luts=1, ffs=1,
+                           brams=Utilisation(1, 208), cells={}, build_seconds=seconds,
+                           bitstream=str(folder / "top.bit"), digest=digest)
+
+    monkeypatch.setattr(build_module, "_run_script", run_script)
+    monkeypatch.setattr(build_module, "read_build", read_build)
+    result = build_module._run_build(board, "top", _FakePlan(), tmp_path / "out", "d")
+    assert (result.seed, result.seeds_tried) == (seed, tried)
+    assert result.fmax_mhz == tried[seed] and result.timing_met == (tried[seed] >= 125)
+    expected = [("build_top.sh", True, None)] + [
+        (f"reseed_{s}.sh", False, RESEED_TIMEOUT_S if s != 4 else None) for s in tried if s > 1]
+    assert runs == expected
+    if len(tried) > 1:
+        assert "seeds      1: 120.00 MHz, 2: " in format_result(result)
+        assert f"the bitstream is seed {seed}'s" in format_result(result)
+        if not result.timing_met:
+            assert "Placement seeds tried: 1: 120.00 MHz, 2: 121.00 MHz, 3: 119.00 MHz, " \
+                   "4: 124.90 MHz." in timing_message(result)
+        else:
+            assert f"2: given up after {RESEED_TIMEOUT_S} s" in format_result(result)
+    else:
+        assert "seeds" not in format_result(result)
 
 
 # -- bitstreams -----------------------------------------------------------------------------
