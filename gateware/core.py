@@ -15,10 +15,9 @@ __all__ = ["HeraldCore"]
 
 
 class _TableMemory(wiring.Component):
-    """The decision table's two banks side by side in one row, with a write port (one enable
-    per bank) and a read port of one cycle's latency: in cycle t + 1, ``read_data`` is the
-    row at the ``read_addr`` of cycle t, provided ``read_addr`` still holds it. The address
-    is meant to come from flip-flops.
+    """The decision table: a write port and a read port of one cycle's latency: in cycle
+    t + 1, ``read_data`` is the entry at the ``read_addr`` of cycle t, provided ``read_addr``
+    still holds it. The address is meant to come from flip-flops.
 
     On ECP5 the table is LUT RAM, one memory per value of the address's top bits, each read
     asynchronously into a register; the address's top bits pick among those registers in the
@@ -33,17 +32,17 @@ class _TableMemory(wiring.Component):
         super().__init__({
             "write_addr": In(addr_width),
             "write_data": In(data_width),
-            "write_en": In(2),
+            "write_en": In(1),
             "read_addr": In(addr_width),
-            "read_data": Out(2 * data_width),
+            "read_data": Out(data_width),
         })
 
     def elaborate(self, platform):
         m = Module()
         aw, dw = self.addr_width, self.data_width
         if getattr(platform, "family", None) != "ecp5":
-            m.submodules.mem = mem = Memory(shape=2 * dw, depth=1 << aw, init=[])
-            self._connect_write(m, mem.write_port(granularity=dw), self.write_en)
+            m.submodules.mem = mem = Memory(shape=dw, depth=1 << aw, init=[])
+            self._connect_write(m, mem.write_port(), self.write_en)
             read_port = mem.read_port()
             m.d.comb += [read_port.addr.eq(self.read_addr), self.read_data.eq(read_port.data)]
             return m
@@ -53,13 +52,13 @@ class _TableMemory(wiring.Component):
         parts = []
         for j in range(1 << top):
             # Yosys would fold the register into a block RAM's read port: told not to.
-            m.submodules[f"mem{j}"] = mem = Memory(shape=2 * dw, depth=1 << low, init=[],
+            m.submodules[f"mem{j}"] = mem = Memory(shape=dw, depth=1 << low, init=[],
                                                    attrs={"ram_style": "distributed"})
             chosen = self.write_addr[low:] == j
-            self._connect_write(m, mem.write_port(granularity=dw),
-                                self.write_en & chosen.replicate(2), self.write_addr[:low])
+            self._connect_write(m, mem.write_port(), self.write_en & chosen,
+                                self.write_addr[:low])
             read_port = mem.read_port(domain="comb")
-            part = Signal(2 * dw, name=f"part{j}")
+            part = Signal(dw, name=f"part{j}")
             m.d.comb += read_port.addr.eq(self.read_addr[:low])
             m.d.sync += part.eq(read_port.data)
             parts.append(part)
@@ -69,7 +68,7 @@ class _TableMemory(wiring.Component):
     def _connect_write(self, m, port, en, addr=None):
         m.d.comb += [
             port.addr.eq(self.write_addr if addr is None else addr),
-            port.data.eq(self.write_data.replicate(2)),
+            port.data.eq(self.write_data),
             port.en.eq(en),
         ]
 
@@ -95,10 +94,12 @@ class HeraldCore(wiring.Component):
     Attributes
     ----------
     config : In(CoreParameters.config_layout())
-        Sampled in the cycle a run starts.
+        Read throughout a run: it must hold its value of the start cycle until the run
+        ends (the register bank holds it; the protocol engine refuses writes to it while a
+        run is active). Its value in the start cycle is the run's.
     table : In(CoreParameters.table_port_layout())
-        Decision-table write port (``addr``, ``data``, ``en``). Writes are staged per entry
-        and take effect at the next run start (a write in the start cycle included).
+        Decision-table write port (``addr``, ``data``, ``en``), written directly: only while
+        no run is active, a write in the start cycle included (it reaches the run).
     start, stop : In(1)
         Strobes. ``start`` is accepted while ``running`` is low; ``stop`` while it is high.
     ready : In(1)
@@ -166,8 +167,8 @@ class HeraldCore(wiring.Component):
         # - the decisions (go, done, herald, record pushes) combine the strobe inputs with
         #   flags registered a cycle ahead, from the next values of the state;
         # - offsets are compared with their thresholds a cycle ahead, as offset + 2;
-        # - per-run constants are latched while no run is active (their clock enable is a
-        #   register), and what is derived from them is registered after;
+        # - the configuration comes straight from the register bank's flip-flops (it holds
+        #   during a run), and what is derived from it is registered;
         # - the table row is read as the click pattern completes and arrives registered
         #   twice (on ECP5 by the block RAM's own output register);
         # - a counter adds its event of the cycle before; a record is written into the queue
@@ -232,21 +233,13 @@ class HeraldCore(wiring.Component):
             m.d.sync += flag.eq(next_value)
             return flag
 
-        # The clock enables of the per-run constants below reach hundreds of flip-flops: they
-        # are registers of their own, from the next values (running's has many loads).
-        idle = registered("idle", ~running_next, init=1)      # ~running
+        # ~running, for the timeout's down-counter (running's has many loads).
+        idle = registered("idle", ~running_next, init=1)
 
-        def latch(value, name, shape=None):
-            """``value`` as sampled in the start cycle: followed while no run is active, so
-            that nothing but a register's clock enable stands between the port and it."""
-            reg = Signal(shape if shape is not None else len(value), name=name,
-                         reset_less=True)
-            with m.If(idle):
-                m.d.sync += reg.eq(value)
-            return reg
-
-        # Per-run constants computed from latched ones are registered, valid from s + 2
-        # (s + 3 if derived from a derived one); they are recomputed only until then.
+        # The configuration is read from the port throughout a run: it holds its start-cycle
+        # value until the run ends (the protocol engine refuses writes to it meanwhile), so
+        # the core keeps no copy. What is computed from it is registered, valid from s + 1
+        # (s + 2 if derived from a derived one); recomputed only until s + 2.
         # settling = ~running | stage[0] | stage[1].
         settling = registered("settling", ~running_next | start_accept | stage[0], init=1)
 
@@ -270,21 +263,19 @@ class HeraldCore(wiring.Component):
             return is_zero, up_to_one, ahead
 
         # -- per-run constants ------------------------------------------------------------------
-        holdoff = latch(config.holdoff, "holdoff")
-        holdoff_zero = latch(config.holdoff == 0, "holdoff_zero")   # used from s + 1 on
-        holdoff_short = latch(config.holdoff <= 1, "holdoff_short")
-        has_timeout = latch(config.timeout != 0, "has_timeout")     # used from s + 1 on
-        stop_on_herald = latch(config.stop_on_herald, "stop_on_herald")
-        diagnostic = latch(config.diagnostic, "diagnostic")
-        batch = latch(config.batch, "batch")
+        holdoff = config.holdoff
+        holdoff_zero = derived("holdoff_zero", holdoff == 0)       # used from s + 1 on
+        holdoff_short = derived("holdoff_short", holdoff <= 1)
+        has_timeout = derived("has_timeout", config.timeout != 0)  # used from s + 1 on
+        stop_on_herald = config.stop_on_herald
+        diagnostic = config.diagnostic
+        batch = config.batch
         has_batch = derived("has_batch", batch != 0)
-        max_attempts = latch(config.max_attempts, "max_attempts")
+        max_attempts = config.max_attempts
         has_max = derived("has_max", max_attempts != 0)
-        period = latch(config.period, "period")
-        window_start = [latch(config.windows[w].start, f"window{w}_start")
-                        for w in range(nw)]
-        window_length = [latch(config.windows[w].length, f"window{w}_length")
-                         for w in range(nw)]
+        period = config.period
+        window_start = [config.windows[w].start for w in range(nw)]
+        window_length = [config.windows[w].length for w in range(nw)]
         # Window w ends at window_end[w] = start + length; an empty one counts as ending at 1,
         # so that the largest end is e + 1 (e: the last in-window offset, 0 without windows).
         window_end = [derived(f"window{w}_end_at", window_start[w] + window_length[w], ow + 1)
@@ -332,8 +323,8 @@ class HeraldCore(wiring.Component):
         # the last attempt's strobe (the run ends at its decision, so it goes no lower), a
         # sign bit in place of a comparison of the attempts counter with max_attempts;
         # batches count down the attempt strobes (>= 4 cycles apart). Both counters load
-        # their latched limits until s + 1 (the first strobe comes later), under a select of
-        # their own: idle has too many loads.
+        # their limits from the configuration until s + 1 (the first strobe comes later),
+        # under a select of their own.
         budgets_reload = registered("budgets_reload", ~running_next | start_accept, init=1)
         attempts_left = Signal(signed(lw + 1), reset_less=True)
         m.d.sync += attempts_left.eq(Mux(budgets_reload, max_attempts - 1,
@@ -419,7 +410,7 @@ class HeraldCore(wiring.Component):
         for k in range(p.n_outputs):
             passed, at_zero = [], []
             for name in ("start", "stop"):
-                at = latch(getattr(config.outputs[k], name), f"output{k}_{name}")
+                at = getattr(config.outputs[k], name)
                 left = Signal(signed(ow + 1), name=f"output{k}_{name}_left", reset_less=True)
                 m.d.sync += left.eq(Mux(strobe_flags, at - 2, Mux(left[-1], left, left - 1)))
                 passed.append(left[-1])
@@ -494,103 +485,34 @@ class HeraldCore(wiring.Component):
         m.d.comb += pattern.eq(Cat(*cls))
 
         # -- decision table -----------------------------------------------------------------
-        # Two banks side by side in one row; a per-entry bit says which bank the newest write
-        # went to (fresh_now) and which one this run reads (fresh_run, as at start). The
-        # pattern is complete in the classes' registers at offset e + 1: the row is read then
-        # and arrives at e + 2. The run's bank bit of the entry is selected from fresh_run
-        # in two stages (within a group at e + 1, the group at e + 2); the outcome and what
-        # the decision does with it are registered at e + 3 = e + L.
+        # One bank, written only while no run is active (the protocol engine refuses writes
+        # during a run); a write in the start cycle still reaches the run, whose first lookup
+        # comes K + 2 cycles later at the earliest. Writes pass one register next to the
+        # table (the register bank lies far off). The pattern is complete in the classes'
+        # registers at offset e + 1: the row is read then and arrives at e + 2; the outcome
+        # and what the decision does with it are registered at e + 3 = e + L.
         assert L == 3, "the table lookup pipeline is built for HERALD_LATENCY = 3"
-        tdepth = p.table_depth
         owd = p.outcome_width
         m.submodules.table = table = _TableMemory(p.table_addr_width, owd)
-        fresh_now = Signal(tdepth)
-        fresh_run = Signal(tdepth)
-        lo = p.table_addr_width // 2
-        groups = tdepth >> lo
-
-        # A write issued in cycle t is registered (w1), its entry predecoded into a group and
-        # an index (w2) and booked in t + 2. If a run starts in t or t + 1 the write belongs
-        # to it: it goes to that run's bank and is not booked (the run's banks are taken when
-        # it starts). Otherwise it belongs to the next run: it goes to the other bank, and
-        # the entry's bit says so from then on (a start in t + 3 takes it over). Booking is
-        # per entry and local: an entry's new bit is its own run bit, inverted.
-        w1_addr = Signal.like(self.table.addr, reset_less=True)
-        w1_data = Signal.like(self.table.data, reset_less=True)
-        w1_en = Signal()
-        w1_started = Signal()               # a run started in t
-        m.d.sync += [w1_addr.eq(self.table.addr), w1_data.eq(self.table.data),
-                     w1_en.eq(self.table.en), w1_started.eq(start_accept)]
-        w2_addr = Signal.like(w1_addr, reset_less=True)
-        w2_data = Signal.like(w1_data, reset_less=True)
-        w2_en = Signal()
-        w2_started = Signal()
-        w2_book = Signal()                  # a write to book, unless a run starts in t + 1
-        w2_group = Signal(groups, reset_less=True)
-        w2_index = Signal(1 << lo, reset_less=True)
-        m.d.sync += [
-            w2_addr.eq(w1_addr), w2_data.eq(w1_data), w2_en.eq(w1_en),
-            w2_started.eq(w1_started),
-            w2_book.eq(w1_en & ~w1_started),
-            w2_group.eq(Mux(w1_en & ~w1_started, 1, 0) << w1_addr[lo:]),
-            w2_index.eq(1 << w1_addr[:lo]),
-        ]
-        started = w2_started | stage[0]     # a run started in t or t + 1
-        booked_group = Signal(groups)
-        m.d.comb += booked_group.eq(Mux(stage[0], 0, w2_group))
-        with m.If(w2_book):
-            booked = Cat(w2_index & booked_group[j].replicate(1 << lo) for j in range(groups))
-            m.d.sync += fresh_now.eq((fresh_now & ~booked) | (~fresh_run & booked))
-            with m.If(idle):
-                m.d.sync += fresh_run.eq((fresh_now & ~booked) | (~fresh_run & booked))
-        with m.Elif(idle):                  # so, at the start: the run's banks
-            m.d.sync += fresh_run.eq(fresh_now)
-        # The bank is found by a two-stage mux of fresh_run as in t + 2; the physical write
-        # follows in t + 4. Lookups that matter read the run's own bank, which a late write
-        # reaches only for a write in the start cycle or the one before, long before the
-        # first decision (K + 1 cycles after the start at the earliest).
-        partial = Signal(groups, reset_less=True)
-        w3_addr = Signal.like(w1_addr, reset_less=True)
-        w3_data = Signal.like(w1_data, reset_less=True)
-        w3_en = Signal()
-        w3_started = Signal()
-        m.d.sync += [w3_addr.eq(w2_addr), w3_data.eq(w2_data), w3_en.eq(w2_en),
-                     w3_started.eq(started)]
-        with m.If(w2_en):
-            m.d.sync += partial.eq(Cat((fresh_run[j << lo:(j + 1) << lo] & w2_index).any()
-                                       for j in range(groups)))
-        w4_addr = Signal.like(w1_addr, reset_less=True)
-        w4_data = Signal.like(w1_data, reset_less=True)
-        w4_en = Signal()
-        w4_bank = Signal()
-        m.d.sync += [
-            w4_bank.eq(partial.bit_select(w3_addr[lo:], 1) ^ ~w3_started),
-            w4_addr.eq(w3_addr), w4_data.eq(w3_data), w4_en.eq(w3_en),
-        ]
+        write_addr = Signal.like(self.table.addr, reset_less=True)
+        write_data = Signal.like(self.table.data, reset_less=True)
+        write_en = Signal()
+        m.d.sync += [write_addr.eq(self.table.addr), write_data.eq(self.table.data),
+                     write_en.eq(self.table.en)]
         m.d.comb += [
-            table.write_addr.eq(w4_addr),
-            table.write_data.eq(w4_data),
-            table.write_en.eq(Mux(w4_bank, 0b10, 0b01) & w4_en.replicate(2)),
+            table.write_addr.eq(write_addr),
+            table.write_data.eq(write_data),
+            table.write_en.eq(write_en),
         ]
         # Only the lookup at e + 1, the first offset past every window, matters: its pattern is
-        # in the classes' registers from then until the decision. The table and the bank
-        # bit's mux read copies of them, so that they keep few loads and each copy can lie
-        # by what it addresses; the copies have resets, to different values, which keeps
-        # them apart from the classes and from each other through synthesis.
+        # in the classes' registers from then until the decision. The table reads a copy of
+        # them, so that they keep few loads; the copy has a reset, to a value of its own,
+        # which keeps it apart from the classes through synthesis.
         table_addr = registered("table_addr", Cat(*cls_next), shape=len(pattern),
                                 init=(1 << len(pattern)) - 1)
         m.d.comb += table.read_addr.eq(table_addr)
-        lookup = registered("lookup_pattern", Cat(*cls_next), shape=len(pattern))
-        bank_partial = Signal(groups, reset_less=True)
-        with m.If(ended.all() & ~all_ended[0]):
-            m.d.sync += bank_partial.eq(Cat(fresh_run[j << lo:(j + 1) << lo]
-                                            .bit_select(lookup[:lo], 1) for j in range(groups)))
-        read_bank = Signal()
-        m.d.comb += read_bank.eq(bank_partial.bit_select(lookup[lo:], 1))
         pattern_nonzero = registered("pattern_nonzero", pattern != 0)
-        row = table.read_data
-        looked_up = Signal(owd)
-        m.d.comb += looked_up.eq(Mux(read_bank, row[owd:], row[:owd]))
+        looked_up = table.read_data
         table_out = Signal(owd, reset_less=True)
         m.d.sync += table_out.eq(looked_up)
         table_hit = registered("table_hit", looked_up != 0)

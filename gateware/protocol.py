@@ -40,6 +40,15 @@ Receiver rules (device): bytes are ignored until a SYNC; a bad type or length is
 with an ERROR at once and the receiver hunts for the next SYNC; a write is buffered whole
 and applied only after its CRC and every address in it have been checked, so a corrupted
 or invalid request is never partly applied.
+
+Writes while a run is active: a write request that reaches a register written only while no
+run is active (``Register.idle_only``: the configuration and the decision table, which the
+core reads throughout a run) is refused whole if the core's ``running`` is high in the
+cycle its checks sample it, 4 cycles after the frame's last byte is taken from ``rx``: it is
+answered with ERROR RUN_ACTIVE, counted in ``link.rx_refused`` and changes nothing. One
+request is executed at a time and a START's strobe reaches the core before its WRITE_ACK is
+sent, so a write applied while no run is active is complete before the next run's start
+cycle, and none lands during a run.
 """
 
 import enum
@@ -86,6 +95,8 @@ class ErrorCode(enum.IntEnum):
     BAD_LENGTH = 3
     #: A read beyond the map or a write to a register that is not writable.
     BAD_ADDRESS = 4
+    #: A write to a register written only while no run is active, while a run is active.
+    RUN_ACTIVE = 5
 
 
 def crc32(data: bytes) -> int:
@@ -130,7 +141,8 @@ def _times_constant(value, constant):
 
 def engine_stats_layout():
     return data.StructLayout({name: WORD_BITS for name in (
-        "rx_frames", "rx_crc_errors", "rx_errors", "tx_event_frames", "tx_records")})
+        "rx_frames", "rx_crc_errors", "rx_errors", "rx_refused", "tx_event_frames",
+        "tx_records")})
 
 
 class EventPortSignature(wiring.Signature):
@@ -174,6 +186,9 @@ class ProtocolEngine(wiring.Component):
     events : Out(EventPortSignature(record_layout, fifo_depth))
         The event FIFO; an event frame carries ``min(level, max_records_per_frame)``
         records.
+    running : In(1)
+        The core's ``running``: write requests that reach an idle-only register are refused
+        while it is high (sampled once per request, see the module's documentation).
     stats : Out(engine_stats_layout())
         Frame counters (wrapping).
     busy : Out(1)
@@ -190,6 +205,7 @@ class ProtocolEngine(wiring.Component):
             "tx": Out(stream.Signature(8)),
             "bus": Out(BusSignature()),
             "events": Out(EventPortSignature(soc.core.record_layout(), soc.fifo_depth)),
+            "running": In(1),
             "stats": Out(engine_stats_layout()),
             "busy": Out(1),
         })
@@ -262,6 +278,11 @@ class ProtocolEngine(wiring.Component):
         before_hi = Signal(len(writable))    # the write ends in or before it
         read_bad = Signal()
         bad_addr = Signal()
+        # Whether the request reaches idle-only range i: it starts before its end, ...
+        idle_ranges = regmap.ranges(lambda r: r.idle_only)
+        idle_before_hi = Signal(len(idle_ranges))
+        idle_after_lo = Signal(len(idle_ranges))    # ... and ends after its start
+        refused = Signal()
         code = Signal(8)
         rx_words = Signal(range(max_burst + 1))     # write words received
         exec_idx = Signal(range(max_burst + 1))     # write words applied
@@ -362,16 +383,20 @@ class ProtocolEngine(wiring.Component):
                     read_end.eq(addr + count),
                     write_end.eq(addr + rx_words),
                     after_lo.eq(Cat(addr >= lo for lo, _ in writable)),
+                    idle_before_hi.eq(Cat(addr < hi for _, hi in idle_ranges)),
                     bus_addr.eq(addr),       # the first word to read or write
                 ]
                 m.next = "CHECK_END"
             with m.State("CHECK_END"):
                 m.d.sync += [read_bad.eq(count_bad | (read_end > regmap.size)),
-                             before_hi.eq(Cat(write_end <= hi for _, hi in writable))]
+                             before_hi.eq(Cat(write_end <= hi for _, hi in writable)),
+                             idle_after_lo.eq(Cat(write_end > lo for lo, _ in idle_ranges))]
                 m.next = "CHECK_RANGE"
             with m.State("CHECK_RANGE"):
                 # A write is applied only if all its words lie in one writable range.
-                m.d.sync += bad_addr.eq((after_lo & before_hi) == 0)
+                m.d.sync += [bad_addr.eq((after_lo & before_hi) == 0),
+                             refused.eq((idle_before_hi & idle_after_lo).any()
+                                        & self.running)]
                 m.next = "DECIDE"
             with m.State("DECIDE"):
                 with m.If(~crc_ok):
@@ -384,6 +409,8 @@ class ProtocolEngine(wiring.Component):
                         respond(FrameType.READ_DATA)
                 with m.Elif(bad_addr):
                     fail(stats.rx_errors, ErrorCode.BAD_ADDRESS)
+                with m.Elif(refused):
+                    fail(stats.rx_refused, ErrorCode.RUN_ACTIVE)
                 with m.Else():
                     m.d.sync += [exec_idx.eq(0), exec_left.eq(rx_words)]
                     m.next = "EXEC_FETCH"

@@ -39,8 +39,9 @@ __all__ = ["Access", "Register", "SocParameters", "RegisterMap", "register_map",
 
 #: ``id.magic``: "HRLD" in ASCII, most significant byte first.
 MAGIC = 0x48524C44
-#: ``id.protocol_version``: bumped whenever the frame format or the map's rules change.
-PROTOCOL_VERSION = 1
+#: ``id.protocol_version``: bumped whenever the frame format or the map's rules change
+#: (2: run-start registers are written only while no run is active, ERROR RUN_ACTIVE).
+PROTOCOL_VERSION = 2
 #: Version of the gateware, packed ``major << 16 | minor << 8 | patch``.
 GATEWARE_VERSION = (0, 1, 0)
 WORD_BITS = 32
@@ -99,6 +100,12 @@ class Register:
         Keys from that port's view to the field (``("windows", 0, "start")``).
     count : int
         Elements (one word each), for the table; 1 otherwise.
+    idle_only : bool
+        Written only while no run is active: the core reads it throughout a run (the
+        configuration, the decision table), so it must hold from the run's start cycle to
+        its end. The protocol engine refuses a write request that reaches such a register
+        while a run is active (ERROR ``RUN_ACTIVE``, counted in ``link.rx_refused``); the
+        others (``control``, the link emulator's) take effect whenever they are written.
     addr : int
         Word address of the first word; assigned by :class:`RegisterMap`.
     """
@@ -110,6 +117,7 @@ class Register:
     port: str = ""
     path: tuple = ()
     count: int = 1
+    idle_only: bool = False
     addr: int = -1
 
     @property
@@ -123,7 +131,8 @@ class Register:
     def describe(self):
         """A JSON-able description (what the map hash covers)."""
         return [self.name, self.width, self.access.value,
-                self.reset if self.access is Access.CONST else 0, self.count, self.addr]
+                self.reset if self.access is Access.CONST else 0, self.count, self.addr,
+                self.idle_only]
 
 
 def layout_leaves(layout, path=()):
@@ -299,6 +308,9 @@ LINK_FIELDS = {
     "rx_frames": "Request frames received intact and executed.",
     "rx_crc_errors": "Request frames rejected for a bad CRC.",
     "rx_errors": "Request frames rejected for a bad type, length or address.",
+    "rx_refused": "Write requests refused whole because they reach a register written only "
+                  "while no run is active (config, table) and a run was active (ERROR "
+                  "RUN_ACTIVE).",
     "rx_overruns": "Bytes lost by the PHY receiver (overrun or framing error).",
     "tx_event_frames": "Event frames sent.",
     "tx_records": "Event records sent.",
@@ -351,7 +363,7 @@ class RegisterMap:
             regs.append(Register(f"link.{name}", WORD_BITS, ro, 0, doc, "link", (name,)))
         for path, width, _ in layout_leaves(p.config_layout()):
             regs.append(Register("config." + ".".join(map(str, path)), width, Access.RW, 0,
-                                 _CONFIG_DOCS[path[0]], "config", path))
+                                 _CONFIG_DOCS[path[0]], "config", path, idle_only=True))
         if soc.emulator:
             from .emulator import emulator_config_layout
             for path, width, _ in layout_leaves(emulator_config_layout(p)):
@@ -374,21 +386,21 @@ class RegisterMap:
         regs.append(Register(
             "table", p.outcome_width, Access.WO, 0,
             "Decision table: entry i at table + i holds the outcome (0: no herald) of "
-            "pattern i. Staged; takes effect at the next run start.", "table", (),
-            count=p.table_depth))
+            "pattern i. Written only while no run is active.", "table", (),
+            count=p.table_depth, idle_only=True))
 
         addr = 0
         placed = []
         for reg in regs:
             placed.append(Register(reg.name, reg.width, reg.access, reg.reset, reg.doc,
-                                   reg.port, reg.path, reg.count, addr))
+                                   reg.port, reg.path, reg.count, reg.idle_only, addr))
             addr += reg.words
         self.size = addr
         self.hash = zlib.crc32(json.dumps([r.describe() for r in placed]).encode())
         values = _id_values(soc, self.hash)
         self.registers = [
             Register(r.name, r.width, r.access, values.get(r.path[0], 0), r.doc, r.port,
-                     r.path, r.count, r.addr) if r.port == "id" else r
+                     r.path, r.count, r.idle_only, r.addr) if r.port == "id" else r
             for r in placed]
         self._by_name = {r.name: r for r in self.registers}
         assert len(self._by_name) == len(self.registers)
@@ -437,7 +449,8 @@ class RegisterMap:
                 addr += f"..0x{r.addr + r.words - 1:03x}"
             reset = f"0x{r.reset:x}" if r.access is Access.CONST else str(r.reset)
             lines.append(f"| {addr} | `{r.name}` | {r.width}"
-                         f"{f' x {r.count}' if r.count > 1 else ''} | {r.access.value} | "
+                         f"{f' x {r.count}' if r.count > 1 else ''} | {r.access.value}"
+                         f"{' (idle only)' if r.idle_only else ''} | "
                          f"{reset} | {r.doc} |")
         return "\n".join(lines)
 

@@ -166,9 +166,11 @@ class HeraldSoC(wiring.Component):
         # counts the drop in counters.dropped_records.
         wiring.connect(m, core.events, fifo.w)
 
-        # Core <- bank: every one of these comes from a bank flip-flop. The core samples the
-        # configuration in its start cycle, so it takes effect atomically at run start.
+        # Core <- bank: every one of these comes from a bank flip-flop. The core reads the
+        # configuration and the table throughout a run; the engine refuses writes to them
+        # while a run is active, so they hold from the start cycle to the end.
         m.d.comb += [
+            engine.running.eq(core.running),
             core.config.eq(bank.config),
             core.table.eq(bank.table),
             core.start.eq(bank.start),
@@ -251,6 +253,7 @@ class HeraldSoC(wiring.Component):
             link.rx_frames.eq(engine.stats.rx_frames),
             link.rx_crc_errors.eq(engine.stats.rx_crc_errors),
             link.rx_errors.eq(engine.stats.rx_errors),
+            link.rx_refused.eq(engine.stats.rx_refused),
             link.rx_overruns.eq(overruns),
             link.tx_event_frames.eq(engine.stats.tx_event_frames),
             link.tx_records.eq(engine.stats.tx_records),

@@ -9,13 +9,14 @@
 from .config import Config, PROTOCOLS
 from .controller import Controller, RequestError, Status
 from .device import DeviceError, DeviceInfo
-from .errors import ConfigError, HeraldryError, LinkError, LinkWarning
+from .errors import ConfigError, HeraldryError, LinkError, LinkWarning, RunActiveError
 from .protocols import BarrettKok, Custom, Protocol, SingleClick
 from .records import decode_records, encode_records, record_dtype
 from .results import Counters, LinkReport, Recording, RunResult, load_records, save_records
 
 __all__ = ["Controller", "Config", "PROTOCOLS", "RequestError", "Status", "DeviceInfo",
            "DeviceError", "ConfigError", "HeraldryError", "LinkError", "LinkWarning",
+           "RunActiveError",
            "Protocol", "SingleClick", "BarrettKok", "Custom", "decode_records",
            "encode_records", "record_dtype", "Counters", "LinkReport", "RunResult",
            "Recording", "save_records", "load_records"]

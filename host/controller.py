@@ -12,7 +12,7 @@ from ..gateware.regmap import (CONTROL_RESEED, CONTROL_SNAPSHOT, CONTROL_START, 
 from ..sim.golden import CoreConfig
 from .config import Config
 from .device import DeviceInfo
-from .errors import ConfigError, HeraldryError, LinkError, LinkWarning
+from .errors import ConfigError, HeraldryError, LinkError, LinkWarning, RunActiveError
 from .framing import ErrorCode, FrameDecoder, FrameLimits, FrameType, encode_frame
 from .records import PAD, decode_records, record_dtype
 from .results import Counters, LinkReport, RunResult, wilson_interval
@@ -136,6 +136,8 @@ class Controller:
                 if answer[0] == "ok":
                     return answer[1]
                 code = answer[1]
+                if code == ErrorCode.RUN_ACTIVE:
+                    raise RunActiveError(f"{what}: refused by the device (ERROR RUN_ACTIVE)")
                 if code not in (ErrorCode.BAD_CRC, ErrorCode.BAD_TYPE, ErrorCode.BAD_LENGTH):
                     raise RequestError(what, code)
                 last_error = ErrorCode(code).name
@@ -200,11 +202,15 @@ class Controller:
         return sum(w << (WORD_BITS * i) for i, w in enumerate(words))
 
     def write(self, name, value):
+        """Write register ``name``. Raises :class:`RunActiveError` before writing if the
+        register is written only while no run is active (``idle_only``) and a run is."""
         reg = self.regmap[name]
         if not reg.access.writable:
             raise HeraldryError(f"register {name} is not writable")
         if not 0 <= value < (1 << reg.width):
             raise ConfigError(name, value, f"must fit {reg.width} bits")
+        if reg.idle_only and self.status().running:
+            raise RunActiveError(f"write {name}")
         self.write_words(reg.addr, [value])
 
     def _read_group(self, prefix):
@@ -230,7 +236,9 @@ class Controller:
         """Check ``config`` against the device and write it (configuration registers in one
         burst, then the decision table). Takes effect at the next :meth:`start`. Raises
         :class:`ConfigError` before writing anything if a value does not fit, or if the link
-        emulator is enabled with settings that the new attempt period cannot hold."""
+        emulator is enabled with settings that the new attempt period cannot hold, and
+        :class:`RunActiveError` if a run is active (the configuration and the table are
+        written only while none is)."""
         core, table = config.compile(self.regmap_device())
         if self.emulator is not None:
             # The emulator settings already written must suit the new period as well.
@@ -240,6 +248,8 @@ class Controller:
             except ConfigError as exc:
                 raise ConfigError("period_ns", config.period_ns,
                                   f"too short for the link emulator's settings ({exc})") from None
+        if self.status().running:
+            raise RunActiveError("configure")
         self._write_core_config(core)
         first = self.regmap["table"].addr
         self.write_words(first, table)
@@ -443,8 +453,13 @@ class Controller:
                             batches.append(batch)
                         break
         finally:
-            for name in overrides:
-                self.write(name, getattr(core, name.split(".")[1]))
+            if overrides:
+                # Leaving mid-run (an exception): the overrides can be restored only once the
+                # run has ended, so it is stopped.
+                if not ended and self.status().running:
+                    self.stop()
+                for name in overrides:
+                    self.write(name, getattr(core, name.split(".")[1]))
         records = np.concatenate(batches) if batches else np.empty(
             0, dtype=record_dtype(dev.core_params))
         counters = self.counters()

@@ -15,6 +15,19 @@ class ConfigError(HeraldryError, ValueError):
         super().__init__(f"{field} = {value!r}: {limit}")
 
 
+class RunActiveError(HeraldryError):
+    """A write to registers written only while no run is active (the configuration and the
+    decision table, which the device reads throughout a run) while a run is active. The
+    Controller checks before it writes anything; the device itself refuses such a write
+    request whole (ERROR RUN_ACTIVE, counted in ``link.rx_refused``)."""
+
+    def __init__(self, what):
+        self.what = what
+        super().__init__(f"{what}: a run is active, and the configuration and the decision "
+                         f"table are written only while no run is active; stop() the run or "
+                         f"wait for its end first")
+
+
 class LinkError(HeraldryError, ConnectionError):
     """The link to the device failed: it closed, or the device stopped answering."""
 
@@ -24,4 +37,4 @@ class LinkWarning(UserWarning):
     are on the result as well."""
 
 
-__all__ += ["LinkError", "LinkWarning"]
+__all__ += ["LinkError", "LinkWarning", "RunActiveError"]

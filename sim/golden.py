@@ -10,6 +10,10 @@ Semantics (mirrors the README's timing contract)
 ------------------------------------------------
 * A run starts in cycle ``s`` (``start`` high while not running); it is *active* in cycles
   ``s+1 .. E``, where ``E`` is the cycle of the ``done`` strobe.
+* The configuration and the decision table are the run's as they are in ``s`` (a table
+  write in ``s`` included) and do not change while the run is active: the core reads them
+  throughout the run, and the protocol engine refuses writes to them meanwhile.
+  :func:`check_table_writes` rejects a table write in an active cycle.
 * An attempt starts in cycle ``x`` iff, in cycle ``x-1`` (``START_LATENCY`` = 1), the
   scheduler was eligible and ``ready`` was high (or, after a batch, rose in that cycle),
   no end condition fired, ``x + e + L < s + timeout`` and fewer than ``max_attempts``
@@ -34,7 +38,7 @@ from ..gateware.layouts import (CLASS_MANY, CLASS_NONE, HERALD_LATENCY, RECORD_L
                                 flatten_layout)
 
 __all__ = ["CoreConfig", "Record", "RunResult", "Trace", "HeraldCoreModel",
-           "last_window_offset"]
+           "last_window_offset", "check_table_writes"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,19 @@ def last_window_offset(windows) -> int:
     """``e``: the largest ``start + length - 1`` over enabled windows (0 if none is enabled)."""
     ends = [s + n - 1 for s, n in windows if n > 0]
     return max(ends) if ends else 0
+
+
+def check_table_writes(runs, writes):
+    """Raise ``ValueError`` if a table write falls in a cycle in which a run is active.
+
+    ``runs``: ``(s, E)`` of each run (start cycle, done cycle); ``writes``: ``(cycle, addr,
+    data)``. Writes up to and in a start cycle and after a run's done cycle are legal."""
+    for t, addr, _ in writes:
+        for s, end in runs:
+            if s < t <= end:
+                raise ValueError(f"table write to entry {addr} in cycle {t}, while the run "
+                                 f"started in cycle {s} is active (until cycle {end}): the "
+                                 f"table is written only while no run is active")
 
 
 @dataclass(frozen=True)
@@ -272,9 +289,10 @@ class HeraldCoreModel:
         Parameters
         ----------
         config : CoreConfig
-            Configuration present on the port in ``start_cycle``.
+            Configuration present on the port in ``start_cycle``, held until the run ends.
         table : sequence of int
-            Decision table as it is in ``start_cycle`` (writes in that cycle included).
+            Decision table as it is in ``start_cycle`` (writes in that cycle included),
+            unchanged until the run ends.
         start_cycle : int
             Cycle of the accepted ``start`` strobe.
         clicks : sequence of (cycle, channel)

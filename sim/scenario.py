@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..gateware.layouts import HERALD_LATENCY, CoreParameters, Reason
-from .golden import CoreConfig, HeraldCoreModel, Record, Trace, last_window_offset
+from .golden import (CoreConfig, HeraldCoreModel, Record, Trace, check_table_writes,
+                     last_window_offset)
 
 __all__ = ["RunSpec", "Scenario", "Observed", "expect", "random_scenario", "scenario_inputs"]
 
@@ -81,6 +82,9 @@ def expect(scenario) -> Observed:
         expected.recal_falls += result.recal_ends
         expected.counters.append(result.counters)
         previous_end = result.end_cycle
+    check_table_writes([(s, end) for s, (end, _) in
+                        zip((spec.start for spec in scenario.runs), expected.dones)],
+                       scenario.table_writes)
     expected.records = [r for _, r in model.drain(scenario.n_cycles)]
     return expected
 
@@ -88,7 +92,8 @@ def expect(scenario) -> Observed:
 def scenario_inputs(scenario):
     """Per-cycle input events: a dict cycle -> dict of changes, plus the constant parts.
 
-    Keys: ``start``, ``stop`` (strobes), ``config`` (packed int, held until changed),
+    Keys: ``start``, ``stop`` (strobes), ``config`` (packed int, held until changed: put on
+    the port in each run's start cycle, so that it holds through the run),
     ``table`` ((addr, data) written in that cycle), ``clicks`` (bitmask of edges: the input is
     high in that cycle and low in the next), ``ready``, ``events_ready`` (levels from that
     cycle on).
@@ -101,8 +106,7 @@ def scenario_inputs(scenario):
 
     for spec in scenario.runs:
         at(spec.start)["start"] = 1
-        # Present the config a few cycles ahead so that it is stable in the start cycle.
-        at(max(0, spec.start - 1))["config"] = spec.config.pack(p)
+        at(spec.start)["config"] = spec.config.pack(p)
         if spec.stop is not None:
             at(spec.stop)["stop"] = 1
     for t, addr, value in scenario.table_writes:
@@ -221,9 +225,11 @@ def random_scenario(params, rng, *, n_runs=4, attempts_per_run=200, click_rate=0
         click_horizon = max([x for x, _ in run_clicks], default=click_horizon)
         runs.append(RunSpec(t, config, stop))
         next_start = end + int(rng.integers(2, 20))
-        # Table writes during the run (must not affect it) and before the next start.
+        # Table writes after the run and up to the next start cycle (none while it is
+        # active: the table is written only while no run is active).
         for _ in range(int(rng.integers(0, 6))):
-            write(int(rng.integers(t, next_start + 1)), int(rng.integers(0, params.table_depth)),
+            write(int(rng.integers(end + 1, next_start + 1)),
+                  int(rng.integers(0, params.table_depth)),
                   int(rng.integers(0, params.n_outcomes + 1)))
         t = next_start
     n_cycles = t + 10

@@ -427,25 +427,28 @@ async def stop_cancels_the_attempt_in_flight(dut):
 
 
 @cocotb.test()
-async def table_writes_take_effect_at_the_next_run(dut):
-    """Table writes during a run do not change it; they apply from the next start (a write in
-    the start cycle itself included)."""
+async def table_writes_up_to_the_start_cycle_reach_the_run(dut):
+    """The table is written only while no run is active, directly: a write in the start
+    cycle itself, the cycle before it, or between runs is the next run's."""
     bench = CoreBench(dut)
     await bench.reset()
     writes = table_writes(SingleClick().compile(PARAMS))
     s1 = len(writes) + START
     config = CoreConfig(period=20, windows=((5, 4),), max_attempts=3)
+    end = FIRST + 40 + 8 + 3            # the third attempt's decision: e = 8, L = 3
     addr_a = 1                          # window 0: A once, B none
     s2 = s1 + 100
-    writes += [(s1 + 30, addr_a, 3), (s2, addr_a, 0)]   # mid-run; then in run 2's start cycle
     s3 = s2 + 100
-    writes += [(s2 + 50, addr_a, 2)]
+    writes += [(s1, addr_a, 3),                         # in run 1's start cycle
+               (s1 + end + 1, addr_a, 0), (s2, addr_a, 2),   # after it; in run 2's start
+               (s3 - 1, addr_a, 1)]                     # the cycle before run 3's start
     runs = [RunSpec(s1, config), RunSpec(s2, config), RunSpec(s3, config)]
     clicks = [(s + FIRST + 20 * k + 6, A) for s in (s1, s2, s3) for k in range(3)]
-    scenario = Scenario(PARAMS, runs, writes, sorted(clicks), Trace.constant(True),
+    scenario = Scenario(PARAMS, runs, sorted(writes), sorted(clicks), Trace.constant(True),
                         Trace.constant(True), s3 + 80)
     observed = await bench.check(scenario)
-    assert [o for _, o in observed.heralds] == [1, 1, 1, 2, 2, 2]
+    assert observed.dones == [(s + end, Reason.MAX_ATTEMPTS) for s in (s1, s2, s3)]
+    assert [o for _, o in observed.heralds] == [3, 3, 3, 2, 2, 2, 1, 1, 1]
 
 
 @cocotb.test()

@@ -87,10 +87,10 @@ def test_ready_low_at_run_start_waits_for_level():
 
 
 def test_start_while_running_is_ignored():
-    """A start strobe during a run changes nothing: one end, the first config's attempts."""
+    """A start strobe during a run changes nothing: one end, the run's attempts."""
     params = CoreParameters()
     config = CoreConfig(period=10, windows=((2, 2),), timeout=40)
-    runs = [RunSpec(3, config), RunSpec(20, CoreConfig(period=7, windows=((1, 1),)))]
+    runs = [RunSpec(3, config), RunSpec(20, config)]
     scenario = Scenario(params, runs, [], [], Trace.constant(True), Trace.constant(True), 80)
     with pytest.raises(ValueError, match="previous one runs until cycle 43"):
         expect(scenario)
@@ -114,30 +114,51 @@ def test_shortest_timeouts(timeout):
     observed.assert_equal(expect(scenario))
 
 
-def test_table_writes_around_the_start():
-    """Writes up to the start cycle apply to the run, later ones wait for the next run; writes
-    in the cycles just before and after the start included."""
+def test_table_writes_up_to_the_start_cycle_reach_the_run():
+    """The table is written directly: writes in the cycles just before the start and in the
+    start cycle itself are the run's, and so are writes between two runs, up to the next
+    start cycle."""
     params = CoreParameters()
     table = SingleClick().compile(params)
     writes = [(1 + i, a, v) for i, (a, v) in enumerate((a, v) for a, v in enumerate(table) if v)]
     s1 = len(writes) + 10
     entry = 1                                   # window 0: one click on channel 0
-    writes += [(s1 - 2, entry, 3), (s1 - 1, entry, 2), (s1 + 1, entry, 3)]
-    s2 = s1 + 60
-    writes += [(s2, entry, 1), (s2 + 1, entry, 2)]
+    writes += [(s1 - 2, entry, 3), (s1 - 1, entry, 1), (s1, entry, 2)]
     config = CoreConfig(period=12, windows=((2, 2),), max_attempts=2)
     first = RUN_START_LATENCY + 1
+    e1 = s1 + first + 12 + 3 + 3                # the second attempt's decision: e = 3, L = 3
+    s2 = e1 + 2
+    writes += [(e1 + 1, entry, 3), (s2, entry, 1)]
     clicks = [(s + first + 12 * k + 2, 0) for s in (s1, s2) for k in range(2)]
     scenario = Scenario(params, [RunSpec(s1, config), RunSpec(s2, config)], sorted(writes),
                         clicks, Trace.constant(True), Trace.constant(True), s2 + 50)
     observed = run_scenario_amaranth(scenario)
     observed.assert_equal(expect(scenario))
+    assert observed.dones == [(e1, Reason.MAX_ATTEMPTS), (s2 + first + 12 + 6,
+                                                          Reason.MAX_ATTEMPTS)]
     assert [o for _, o in observed.heralds] == [2, 2, 1, 1]
 
 
+def test_model_rejects_table_writes_while_a_run_is_active():
+    """The oracle states the contract: a table write in s + 1 .. E is outside it (in s and
+    after E it is legal)."""
+    params = CoreParameters()
+    config = CoreConfig(period=12, windows=((2, 2),), timeout=30)
+    legal = Scenario(params, [RunSpec(10, config)], [(10, 1, 1), (41, 1, 2)], [],
+                     Trace.constant(True), Trace.constant(True), 60)
+    assert expect(legal).dones == [(40, Reason.TIMEOUT)]
+    for t in (11, 40):
+        scenario = Scenario(params, [RunSpec(10, config)], [(t, 1, 2)], [],
+                            Trace.constant(True), Trace.constant(True), 60)
+        with pytest.raises(ValueError, match=f"table write to entry 1 in cycle {t}, while "
+                                             f"the run started in cycle 10 is active"):
+            expect(scenario)
+
+
 def test_config_is_taken_in_the_start_cycle():
-    """The configuration on the port in the start cycle is the run's, whatever comes before
-    and after it; a record leaves RECORD_LATENCY = 2 cycles after its decision."""
+    """The configuration on the port in the start cycle is the run's, whatever came before
+    it (up to the cycle before); it then holds until the run ends, as the contract asks.
+    A record leaves RECORD_LATENCY = 2 cycles after its decision."""
     params = CoreParameters()
     dut = HeraldCore(params=params)
     wanted = CoreConfig(period=10, windows=((2, 2),), max_attempts=1)
@@ -149,7 +170,7 @@ def test_config_is_taken_in_the_start_cycle():
         ctx.set(dut.ready, 1)
         ctx.set(dut.events.ready, 1)
         for t in range(40):
-            ctx.set(dut.config.as_value(), (wanted if t == start else other).pack(params))
+            ctx.set(dut.config.as_value(), (wanted if t >= start else other).pack(params))
             ctx.set(dut.start, t == start)
             if ctx.get(dut.attempt):
                 seen["attempts"].append(t)
@@ -175,21 +196,22 @@ class _ECP5:
 
 @pytest.mark.parametrize("platform", [None, _ECP5()], ids=["generic", "ecp5"])
 def test_table_memory_reads_the_row_of_the_cycle_before(platform):
-    """Per-bank writes, and read_data holding the row at read_addr of the cycle before (the
-    address holding), on the generic read port and on the ECP5's LUT RAM alike."""
+    """Writes, and read_data holding the entry at read_addr of the cycle before (the address
+    holding), on the generic read port and on the ECP5's LUT RAM alike."""
     table = _TableMemory(8, 2)
     rows = {}
     seen = []
 
     async def testbench(ctx):
-        for addr, data, en in ((5, 1, 0b01), (5, 2, 0b10), (0xC9, 3, 0b11), (0xC9, 1, 0b10),
-                               (0x45, 2, 0b01)):
+        # Entries in three of the ECP5's four parts; a write without its enable changes
+        # nothing, a later write replaces an earlier one.
+        for addr, data, en in ((5, 1, 1), (5, 2, 0), (0xC9, 3, 1), (0xC9, 1, 1), (0x45, 2, 1)):
             ctx.set(table.write_addr, addr)
             ctx.set(table.write_data, data)
             ctx.set(table.write_en, en)
             await ctx.tick()
-            low, high = rows.get(addr, (0, 0))
-            rows[addr] = (data if en & 1 else low, data if en & 2 else high)
+            if en:
+                rows[addr] = data
         ctx.set(table.write_en, 0)
         for addr in (5, 0xC9, 0, 0x45, 0xC9):
             ctx.set(table.read_addr, addr)
@@ -200,8 +222,8 @@ def test_table_memory_reads_the_row_of_the_cycle_before(platform):
     sim.add_clock(1e-8)
     sim.add_testbench(testbench)
     sim.run()
-    assert rows == {5: (1, 2), 0xC9: (3, 1), 0x45: (2, 0)}
-    assert seen == [(5, 1 | 2 << 2), (0xC9, 3 | 1 << 2), (0, 0), (0x45, 2), (0xC9, 3 | 1 << 2)]
+    assert rows == {5: 1, 0xC9: 1, 0x45: 2}
+    assert seen == [(5, 1), (0xC9, 1), (0, 0), (0x45, 2), (0xC9, 1)]
 
 
 def test_ecp5_table_is_lut_ram(synth_ecp5):

@@ -31,7 +31,7 @@ BENCHES = [
     (TWO_BY_TWO, "max_attempts_with_herald_on_the_last"),
     (TWO_BY_TWO, "batch_recal_ready_handshake"),
     (TWO_BY_TWO, "stop_cancels_the_attempt_in_flight"),
-    (TWO_BY_TWO, "table_writes_take_effect_at_the_next_run"),
+    (TWO_BY_TWO, "table_writes_up_to_the_start_cycle_reach_the_run"),
     (TWO_BY_TWO, "drops_under_random_backpressure"),
     (TWO_BY_TWO, "random_scenarios_match_the_model"),
     (FOUR_BY_ONE, "four_channel_single_click"),

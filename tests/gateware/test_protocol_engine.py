@@ -166,3 +166,105 @@ def test_fuzzed_requests_never_partly_applied(link, garbage, corruption, values)
     link(garbage + bytes(frame), n_responses=0, max_cycles=200)
     assert probe(link, 7) <= 5
     assert config_words(link) == before
+
+
+def test_writes_while_a_run_is_active_are_refused_exactly():
+    """A write request reaching the configuration or the table is refused whole (ERROR
+    RUN_ACTIVE, counted in link.rx_refused, nothing applied) iff the core's `running` is high
+    in the cycle the engine samples it, 4 cycles after the frame's last byte is taken: up
+    to the run's done cycle E, and not from E + 1 on; a write right after a START is
+    refused. Bytes are fed at exact cycles into the SoC in Amaranth's simulator."""
+    from amaranth.sim import Simulator
+
+    from heraldry.gateware.soc import HeraldSoC
+    soc = HeraldSoC(SOC)
+    regmap = soc.regmap
+    holdoff = regmap["config.holdoff"].addr
+    control = regmap["control"].addr
+    table = regmap["table"].addr
+    timeout = 200
+    setup = [write_req(1, regmap["config.period"].addr, [20]),
+             write_req(2, regmap["config.timeout"].addr, [timeout]),
+             write_req(3, holdoff, [0])]
+    decoder = FrameDecoder()
+    log = {"running": [], "responses": []}
+
+    async def bench(ctx):
+        ctx.set(soc.tx.ready, 1)
+        t = 0
+
+        async def tick():
+            nonlocal t
+            tx_valid, tx_byte, running = (ctx.get(soc.tx.valid), ctx.get(soc.tx.payload),
+                                          ctx.get(soc.running))
+            log["running"].append(running)
+            await ctx.tick()
+            t += 1
+            if tx_valid:
+                responses, _ = decoder.feed(bytes((tx_byte,)))
+                log["responses"] += responses
+
+        async def send(frame, at=None):
+            """Feed ``frame`` from cycle ``at`` (or now); returns the cycle its last byte
+            was taken and its response."""
+            while at is not None and t < at:
+                await tick()
+            for byte in frame:
+                ctx.set(soc.rx.valid, 1)
+                ctx.set(soc.rx.payload, byte)
+                while not ctx.get(soc.rx.ready):
+                    await tick()
+                taken = t
+                await tick()
+            ctx.set(soc.rx.valid, 0)
+            n = len(log["responses"])
+            while len(log["responses"]) == n:
+                await tick()
+            return taken, log["responses"][-1]
+
+        for frame in setup:
+            _, (kind, _) = await send(frame)
+            assert kind == FrameType.WRITE_ACK
+        tag = 10
+        for k, (target, value) in enumerate([(holdoff, 7), (table, 1)] * 3
+                                            + [(holdoff, 9)]):
+            # Run k: a START, then one write sampled at E + delta (delta = -1, 0, 1, 2 for
+            # the holdoff and the table in turn; the last: right after the START).
+            _, (kind, _) = await send(write_req(tag, control, [1]))
+            tag += 1
+            assert kind == FrameType.WRITE_ACK
+            s = next(i for i in range(len(log["running"]) - 1, 0, -1)
+                     if log["running"][i] and not log["running"][i - 1]) - 1
+            end = s + timeout
+            frame = write_req(tag, target, [value])
+            if k < 6:
+                delta = (-1, 0, 1, 2, -1, 1)[k]
+                # One byte a cycle, but for the cycle the receiver checks the length in.
+                at = end + delta - 4 - len(frame)
+            else:
+                at = None
+            taken, response = await send(frame, at)
+            log.setdefault("writes", []).append((k, target, taken + 4 - end,
+                                                 log["running"][taken + 4], response, tag))
+            tag += 1
+            while t < end + 5:
+                await tick()
+        (kind, payload) = (await send(read_req(tag, holdoff, 1)))[1]
+        log["holdoff"] = words(payload)[0]
+        (kind, payload) = (await send(read_req(tag + 1, regmap["link.rx_refused"].addr, 1)))[1]
+        log["refused"] = words(payload)[0]
+
+    sim = Simulator(soc)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    outcomes = []
+    for k, target, delta, running, (kind, payload), tag in log["writes"]:
+        refused = (kind, payload) == (FrameType.ERROR, bytes((tag, ErrorCode.RUN_ACTIVE)))
+        applied = kind == FrameType.WRITE_ACK
+        assert refused != applied and refused == bool(running), (k, delta, running)
+        outcomes.append((delta if k < 6 else "after START", refused))
+    assert outcomes == [(-1, True), (0, True), (1, False), (2, False), (-1, True), (1, False),
+                        ("after START", True)]
+    assert log["holdoff"] == 7          # from the write sampled at E + 1, not the last one
+    assert log["refused"] == 4          # exactly the refused requests

@@ -154,3 +154,64 @@ def test_events_generator(sim):
     assert records["kind"][-1] == RecordKind.END.value
     assert records["attempt"][-1] == 30
     assert np.all(np.diff(records["seq"].astype(np.int64)) == 1)
+
+
+def test_writes_while_a_run_is_active_are_refused(sim):
+    """While a run is active, configure() and write() of an idle-only register raise
+    RunActiveError before anything reaches the device; raw writes to the configuration or
+    the table are refused whole by the device (RunActiveError, link.rx_refused exact);
+    the emulator's registers are written as ever; and the run is the golden model's with
+    the configuration and table it started with."""
+    from heraldry.host import RunActiveError
+    ctl, source = sim
+    params = ctl.device.core_params
+    model = HeraldCoreModel(params)
+    model.seq = ctl.status().next_seq
+    config = Config(period_ns=200, windows_ns=[(10, 80)], protocol="single-click",
+                    timeout_s=120e-6, diagnostic=True)
+    ctl.configure(config)
+    core_config, table = ctl.core_config, list(ctl.table)
+    regmap = ctl.regmap
+    refused_before = ctl.read("link.rx_refused")
+    ctl.start()
+    frames_before = ctl.link_stats()["rx_frames"]
+    with pytest.raises(RunActiveError, match=r"^configure: a run is active"):
+        ctl.configure(Config(period_ns=400, windows_ns=[(0, 100)]))
+    with pytest.raises(RunActiveError, match=r"^write config.holdoff: a run is active"):
+        ctl.write("config.holdoff", 3)
+    # The status reads only: nothing was written.
+    assert ctl.link_stats()["rx_frames"] == frames_before + 3
+    entry = 1                                   # one click on channel 0: heralds outcome 1
+    assert table[entry] == 1
+    last_config = regmap.group("config.")[-1]
+    emulator = regmap.group("emulator.")
+    assert emulator[0].addr == last_config.addr + 1
+    recal_before = ctl.read("emulator.recal_cycles")
+    for addr, words_ in ((regmap["config.period"].addr, [50]),
+                         (regmap["table"].addr + entry, [0]),
+                         (last_config.addr, [0, 1])):        # config and emulator: whole
+        with pytest.raises(RunActiveError, match="refused by the device"):
+            ctl.write_words(addr, words_)
+    ctl.write("emulator.recal_cycles", recal_before + 5)     # run-time writable
+    assert ctl.status().running
+    assert ctl.read("link.rx_refused") - refused_before == 3
+    assert ctl.read("config.period") == core_config.period
+    assert ctl.read(last_config.name) == 1 and ctl.read(emulator[0].name) == 0
+    assert ctl.read("emulator.recal_cycles") == recal_before + 5
+    ctl.write("emulator.recal_cycles", recal_before)
+    batches = []
+    while ctl.status().running:
+        batches.append(ctl.read_events(0.01))
+    batches.append(ctl.read_events(0.5))
+    result_records = np.concatenate(batches)
+    counters = ctl.counters()
+    assert counters.cycles == core_config.timeout == 12000
+    s = counters.start_cycle
+    clicks = click_edges(source, s, s + counters.cycles + 2, params.n_channels)
+    expected = model.run(core_config, table, s, clicks, source.ready)
+    assert counters.as_dict() == expected.counters
+    assert as_golden(params, result_records) == expected.records
+    assert expected.counters["heralds"][0] > 0          # the table entry written stayed 1
+    # After the run the same writes go through.
+    ctl.configure(Config(period_ns=400, windows_ns=[(0, 100)]))
+    assert ctl.read("config.period") == 40
