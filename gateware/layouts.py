@@ -40,7 +40,7 @@ STOP_LATENCY = 0
 #: Cycles from the accepted ``start`` (cycle s) to the first cycle in which the scheduler may
 #: start an attempt: ``ready`` is first sampled in s + RUN_START_LATENCY, so the earliest
 #: attempt is at s + RUN_START_LATENCY + START_LATENCY. The core derives its per-run constants
-#: (window ends, the deadline's bounds) from the latched configuration in these cycles.
+#: (window ends, the deadline's bounds) from the configuration in these cycles.
 RUN_START_LATENCY = 4
 #: Cycles from the cycle that produces an event record (a decision, or ``done``) to the first
 #: cycle in which it can be transferred on ``events``. Whether it finds room in the queue is

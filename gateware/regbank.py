@@ -120,11 +120,12 @@ class RegisterBank(wiring.Component):
         Word bus from the protocol engine.
     config : Out(config_layout)
         The configuration registers, three cycles after their bus write (so a cycle before
-        the START strobe of a later write). The core samples them in the cycle a run starts,
-        which makes a configuration take effect atomically.
+        the START strobe of a later write). The core reads them throughout a run; the
+        protocol engine writes them only while no run is active (``Register.idle_only``),
+        so a run uses what they hold in its start cycle.
     table : Out(table_port_layout)
         Decision-table write strobe; one cycle per written entry, two cycles after the bus
-        write.
+        write (only while no run is active, like the configuration).
     start, stop : Out(1)
         Strobes from the ``control`` register, three cycles after the bus write.
     counters : In(counters_layout)

@@ -40,6 +40,19 @@ def test_map_is_derived_from_parameters():
     assert words == list(range(regmap.size))
 
 
+def test_idle_only_registers_are_the_configuration_and_the_table():
+    """Written only while no run is active: what the core reads throughout a run. The
+    strobes and the link emulator's registers stay writable during runs; the attribute is
+    part of the map's description (its hash)."""
+    regmap = RegisterMap(SocParameters())
+    idle_only = {r.name for r in regmap if r.idle_only}
+    assert idle_only == {r.name for r in regmap.group("config.")} | {"table"}
+    writable = {r.name for r in regmap if r.access.writable}
+    assert writable - idle_only == {"control"} | {r.name for r in regmap.group("emulator.")}
+    assert all(r.describe()[-1] == r.idle_only for r in regmap)
+    assert "| rw (idle only) |" in regmap.markdown()
+
+
 def test_map_hash_changes_with_structure():
     a = RegisterMap(SocParameters())
     b = RegisterMap(SocParameters(core=CoreParameters(n_outputs=3)))

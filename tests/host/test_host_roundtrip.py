@@ -215,3 +215,23 @@ def test_writes_while_a_run_is_active_are_refused(sim):
     # After the run the same writes go through.
     ctl.configure(Config(period_ns=400, windows_ns=[(0, 100)]))
     assert ctl.read("config.period") == 40
+
+
+def test_run_left_by_an_exception_is_stopped_and_its_overrides_restored(sim, monkeypatch):
+    """The overrides of run(attempts=...) are written only while no run is active: an
+    exception that leaves run() while the device still runs stops the run, then restores
+    them."""
+    ctl, _ = sim
+    ctl.configure(Config(period_ns=200, windows_ns=[(10, 80)], protocol="single-click"))
+
+    def interrupted(timeout=0.0):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(ctl, "read_events", interrupted)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        ctl.run(attempts=1_000_000)
+    monkeypatch.undo()
+    status = ctl.status()
+    assert not status.running and status.reason is Reason.STOPPED
+    assert ctl.read("config.max_attempts") == 0
+    ctl.read_events(0.5)
