@@ -224,14 +224,24 @@ def test_run_left_by_an_exception_is_stopped_and_its_overrides_restored(sim, mon
     ctl, _ = sim
     ctl.configure(Config(period_ns=200, windows_ns=[(10, 80)], protocol="single-click"))
 
+    read_events, start = ctl.read_events, ctl.start
+    started = []
+
     def interrupted(timeout=0.0):
-        raise RuntimeError("interrupted")
+        if started:
+            raise RuntimeError("interrupted")
+        return read_events(timeout)
+
+    def start_and_note():
+        start()
+        started.append(True)
 
     monkeypatch.setattr(ctl, "read_events", interrupted)
+    monkeypatch.setattr(ctl, "start", start_and_note)
     with pytest.raises(RuntimeError, match="interrupted"):
         ctl.run(attempts=1_000_000)
     monkeypatch.undo()
     status = ctl.status()
-    assert not status.running and status.reason is Reason.STOPPED
+    assert started and not status.running and status.reason is Reason.STOPPED
     assert ctl.read("config.max_attempts") == 0
     ctl.read_events(0.5)
