@@ -278,10 +278,17 @@ class ProtocolEngine(wiring.Component):
         before_hi = Signal(len(writable))    # the write ends in or before it
         read_bad = Signal()
         bad_addr = Signal()
-        # Whether the request reaches idle-only range i: it starts before its end, ...
-        idle_ranges = regmap.ranges(lambda r: r.idle_only)
+        # Whether an applicable write reaches idle-only range i: it lies in the writable range
+        # that holds it (checked anyway), starts before its end and ends after its start;
+        # the comparisons a range's bounds make redundant (where they are the writable
+        # range's) are left out.
+        idle_ranges = []                     # (writable range index, lo or None, hi or None)
+        for lo, hi in regmap.ranges(lambda r: r.idle_only):
+            i = next(i for i, (wlo, whi) in enumerate(writable) if wlo <= lo and hi <= whi)
+            wlo, whi = writable[i]
+            idle_ranges.append((i, lo if lo > wlo else None, hi if hi < whi else None))
         idle_before_hi = Signal(len(idle_ranges))
-        idle_after_lo = Signal(len(idle_ranges))    # ... and ends after its start
+        idle_after_lo = Signal(len(idle_ranges))
         refused = Signal()
         code = Signal(8)
         rx_words = Signal(range(max_burst + 1))     # write words received
@@ -383,19 +390,23 @@ class ProtocolEngine(wiring.Component):
                     read_end.eq(addr + count),
                     write_end.eq(addr + rx_words),
                     after_lo.eq(Cat(addr >= lo for lo, _ in writable)),
-                    idle_before_hi.eq(Cat(addr < hi for _, hi in idle_ranges)),
+                    idle_before_hi.eq(Cat(Const(1) if hi is None else addr < hi
+                                          for _, _, hi in idle_ranges)),
                     bus_addr.eq(addr),       # the first word to read or write
                 ]
                 m.next = "CHECK_END"
             with m.State("CHECK_END"):
                 m.d.sync += [read_bad.eq(count_bad | (read_end > regmap.size)),
                              before_hi.eq(Cat(write_end <= hi for _, hi in writable)),
-                             idle_after_lo.eq(Cat(write_end > lo for lo, _ in idle_ranges))]
+                             idle_after_lo.eq(Cat(Const(1) if lo is None else write_end > lo
+                                                  for _, lo, _ in idle_ranges))]
                 m.next = "CHECK_RANGE"
             with m.State("CHECK_RANGE"):
                 # A write is applied only if all its words lie in one writable range.
                 m.d.sync += [bad_addr.eq((after_lo & before_hi) == 0),
-                             refused.eq((idle_before_hi & idle_after_lo).any()
+                             refused.eq((Cat(after_lo[i] & before_hi[i]
+                                             for i, _, _ in idle_ranges)
+                                         & idle_before_hi & idle_after_lo).any()
                                         & self.running)]
                 m.next = "DECIDE"
             with m.State("DECIDE"):
