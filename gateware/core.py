@@ -115,8 +115,14 @@ class HeraldCore(wiring.Component):
     events : Out(stream.Signature(record_layout))
         Event records, from ``record_latency`` cycles after they are produced; never stalls
         the core, drops are counted.
-    counters : Out(counters_layout)
-        Cleared when a run starts.
+    counts : Out(counts_layout)
+        What each event counter adds in this cycle; the counters themselves are kept
+        outside, in block RAM (:class:`heraldry.gateware.counters.EventCounters`). Counter
+        i shows, in cycle t, the sum of its counts over the cycles after the last
+        ``counters_clear`` up to and including t: the events of the run before t (an
+        attempt strobe counts in its own cycle).
+    counters_clear : Out(1)
+        High in the cycle after an accepted start: the counters show 0 then.
     """
 
     #: Cycles from the last in-window offset ``e`` to ``herald`` (see README).
@@ -155,7 +161,8 @@ class HeraldCore(wiring.Component):
             "done": Out(1),
             "reason": Out(Reason),
             "events": Out(stream.Signature(p.record_layout())),
-            "counters": Out(p.counters_layout()),
+            "counts": Out(p.counts_layout()),
+            "counters_clear": Out(1),
         })
 
     def elaborate(self, platform):
@@ -179,7 +186,7 @@ class HeraldCore(wiring.Component):
         L, K = HERALD_LATENCY, RUN_START_LATENCY
         m = Module()
         config = self.config
-        counters = self.counters
+        counts = self.counts
 
         # -- run control ----------------------------------------------------------------------
         running = Signal()
@@ -560,39 +567,35 @@ class HeraldCore(wiring.Component):
             (go_level & ~end_herald & ~decision_last) | (go_rise & ~ready_prev)))
 
         # -- counters -------------------------------------------------------------------------
-        # A counter shows the events of the cycles before; the start clears it. A late event
-        # is registered first and the port adds it: port = held + event of the cycle before.
-        # The clear reaches the counters' many bits from a register, a cycle after the start:
-        # no event comes in the start cycle, so the port reads 0 in the cycle after it anyway
-        # and the counter holds its sum from then on. The register is start_accept's, kept
-        # apart from stage[0] by a condition the start implies. The sum is taken only with an
-        # event (else it is what the counter holds), so that a simulation adds only then.
+        # A counter shows the events of the cycles before; the start clears it. The counters
+        # themselves are outside (EventCounters, in block RAM): the core gives each one's
+        # step per cycle, a late event registered first, so a counter in cycle t adds the
+        # events of t - 1. The clear comes from a register, a cycle after the start: no event
+        # comes in the start cycle, so nothing is lost. The register is start_accept's, kept
+        # apart from stage[0] by a condition the start implies.
         counters_clear = registered("counters_clear", start_accept & ~stage[0])
+        m.d.comb += self.counters_clear.eq(counters_clear)
 
         def count(event, port):
             increment = Signal(len(event), reset_less=True)
-            held = Signal(cw, reset_less=True)
-            m.d.comb += port.eq(Mux(counters_clear, 0, held + increment))
             m.d.sync += increment.eq(event)
-            with m.If(counters_clear):
-                m.d.sync += held.eq(0)
-            with m.Elif(increment != 0):
-                m.d.sync += held.eq(held + increment)
+            m.d.comb += port.eq(increment)
 
-        # Attempts count the strobe's own cycle: a register of the strobes before, plus it.
+        # Attempts count the strobe's own cycle; the records number attempts from a register
+        # of the strobes before.
         m.d.sync += attempts_before.eq(Mux(start_accept, 0, attempts_before + attempt_now))
-        m.d.comb += counters.attempts.eq(attempts_before + attempt_now)
+        m.d.comb += counts.attempts.eq(attempt_now)
         cycles = Signal(cw, reset_less=True)        # t - s - 1 while running
         m.d.sync += cycles.eq(Mux(start_accept, 0, cycles + running))
-        m.d.comb += counters.cycles.eq(cycles)
+        count(running, counts.cycles)
         for o in range(p.n_outcomes):
-            count(herald & (table_out == o + 1), counters.heralds[o])
+            count(herald & (table_out == o + 1), counts.heralds[o])
         for c in range(nc):
-            count(accept[c] & any_gate, counters.clicks_in_window[c])
-            count(accept[c] & ~any_gate, counters.clicks_out_of_window[c])
-            count(afterpulse[c], counters.afterpulses[c])
+            count(accept[c] & any_gate, counts.clicks_in_window[c])
+            count(accept[c] & ~any_gate, counts.clicks_out_of_window[c])
+            count(afterpulse[c], counts.afterpulses[c])
             for w in range(nw):
-                count(second_click[w * nc + c], counters.multi_clicks[w][c])
+                count(second_click[w * nc + c], counts.multi_clicks[w][c])
 
         # The current attempt's start, t - s of its strobe x, taken from cycles (t - s - 1)
         # in x + 1.
@@ -628,7 +631,7 @@ class HeraldCore(wiring.Component):
             head.eq(head_next),
             offered.eq(remaining != 0),     # the oldest after this cycle is an older record
         ]
-        count(n_push - accepted, counters.dropped_records)
+        count(n_push - accepted, counts.dropped_records)
 
         write = Signal(2)                   # slot j is written in this cycle ...
         write_end = Signal(2)               # ... with the END record, else the attempt's

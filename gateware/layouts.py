@@ -176,6 +176,23 @@ class CoreParameters:
             "cycles": cw,
         })
 
+    def counts_layout(self):
+        """What each counter of :meth:`counters_layout` adds in a cycle (the core's ``counts``
+        port): the same fields, each as wide as its largest step (two records can be
+        dropped in a cycle, every other counter steps by at most one)."""
+        per_channel = data.ArrayLayout(1, self.n_channels)
+        return data.StructLayout({
+            "attempts": 1,
+            "heralds": data.ArrayLayout(1, self.n_outcomes),
+            "clicks_in_window": per_channel,
+            "clicks_out_of_window": per_channel,
+            "multi_clicks": data.ArrayLayout(data.ArrayLayout(1, self.n_channels),
+                                             self.n_windows),
+            "afterpulses": per_channel,
+            "dropped_records": 2,
+            "cycles": 1,
+        })
+
     def table_port_layout(self):
         return data.StructLayout({
             "addr": self.table_addr_width,

@@ -1,10 +1,12 @@
 """Register bank: the map of :mod:`heraldry.gateware.regmap` as storage, strobes and reads
 behind a simple word bus.
 
-Reads come from one block RAM and from a small multiplexer of the live words. The block RAM
-holds the identification block (its initial contents), a copy of every read/write register
-(written through with the register) and the snapshot (copied in, one word per cycle, after
-each SNAPSHOT strobe); the multiplexer holds the live status and link words. Writes pass a
+Reads come from one block RAM, from the event counters' snapshot RAM and from a small
+multiplexer of the live words. The block RAM holds the identification block (its initial
+contents), a copy of every read/write register (written through with the register) and the
+snapshot status words (copied in, one word per cycle, after each SNAPSHOT strobe); the
+counters' snapshot is written by :class:`~heraldry.gateware.counters.EventCounters` in the
+cycles after the strobe; the multiplexer holds the live status and link words. Writes pass a
 registered address decode before they reach a register or a strobe, so every output to the
 core and the emulator comes from a flip-flop, and nothing is decoded or multiplexed in a
 cycle without a bus access.
@@ -14,6 +16,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .counters import CounterPortSignature, counter_paths
 from .emulator import emulator_config_layout
 from .memory import BlockRAM, is_ecp5, read_latency
 from .regmap import (CONTROL_RESEED, CONTROL_SNAPSHOT, CONTROL_START, CONTROL_STOP,
@@ -128,9 +131,10 @@ class RegisterBank(wiring.Component):
         write (only while no run is active, like the configuration).
     start, stop : Out(1)
         Strobes from the ``control`` register, three cycles after the bus write.
-    counters : In(counters_layout)
-        The core's live counters; latched by the SNAPSHOT bit in the cycle the strobes act
-        (so a START with it latches the previous run's).
+    counters : Out(CounterPortSignature)
+        To the event counters: the SNAPSHOT bit captures them as they are in the cycle the
+        strobes act (so a START with it captures the previous run's), and ``counters.*``
+        reads come from their snapshot RAM. Reads and writes wait while they sweep.
     status : In(status_layout)
         Live status; ``cycle`` and ``start_cycle`` are latched with the counters.
     link : In(link_layout)
@@ -140,7 +144,7 @@ class RegisterBank(wiring.Component):
     reseed : Out(1)
         Strobe from the ``control`` register's RESEED bit.
     busy : Out(1)
-        Low while no access, strobe or snapshot copy is in flight: then a clock edge
+        Low while no access, strobe or snapshot copy or sweep is in flight: then a clock edge
         without a bus strobe changes nothing (what lets a simulation skip the bank's edges).
     """
 
@@ -157,7 +161,7 @@ class RegisterBank(wiring.Component):
             "table": Out(p.table_port_layout()),
             "start": Out(1),
             "stop": Out(1),
-            "counters": In(p.counters_layout()),
+            "counters": Out(CounterPortSignature(p)),
             "status": In(status_layout(p)),
             "link": In(link_layout()),
             **{name: Out(layout) for name, layout in self._storage_layouts.items()},
@@ -168,6 +172,7 @@ class RegisterBank(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         regmap = self.regmap
+        p = regmap.soc.core
         bus = self.bus
         regs = list(regmap)
 
@@ -280,7 +285,10 @@ class RegisterBank(wiring.Component):
         with m.If(w2_valid):
             m.d.sync += [ram_wa.eq(w2_addr), ram_wd.eq(w2_data)]
 
-        # -- snapshot: one parallel latch, then copied into the RAM word by word -----------
+        # -- snapshot: the counters capture theirs; the status words, a parallel latch, are
+        # copied into the RAM word by word. --------------------------------------------------
+        counter_regs = [r for r in snap if r.port == "counters"]
+        snap = [r for r in snap if r.port != "counters"]
         widths = {r.width for r in snap}
         if len(widths) != 1:
             raise ValueError(f"snapshot registers of different widths {sorted(widths)}: the "
@@ -289,7 +297,7 @@ class RegisterBank(wiring.Component):
         words_per_reg = -(-snap_width // WORD_BITS)
         first = snap[0].addr
         assert [r.addr for r in snap] == [first + i * words_per_reg for i in range(len(snap))]
-        views = {"counters": self.counters, "status": self.status}
+        views = {"status": self.status}
         n_words = len(snap) * words_per_reg
         # The chain holds one register per segment, the head first. The copy is decided in
         # cycle L - 2 (W1 of the SNAPSHOT write), latches in L and writes word j of the
@@ -325,8 +333,11 @@ class RegisterBank(wiring.Component):
             m.d.sync += [ram_we.eq(1), ram_wa.eq(copy_addr), ram_wd.eq(head_words[copy_word]),
                          copy_addr.eq(copy_addr + 1), copy_left.eq(copy_left - 1),
                          copy_word.eq(Mux(copy_word == words_per_reg - 1, 0, copy_word + 1))]
-            with m.If(copy_left == 1):
-                m.d.sync += copying.eq(0)
+        # The counters capture theirs in L too and sweep from L + 1 (sweeping): the copy is
+        # over when both are.
+        m.d.comb += self.counters.snapshot_next.eq(decided)
+        with m.If(copying & ~(decided | latched | (copy_left > 1) | self.counters.sweeping)):
+            m.d.sync += copying.eq(0)
         part = _SNAPSHOT_PART if is_ecp5(platform) else snap_width
         parts = [(i, lo, min(lo + part, snap_width))
                  for i in range(len(snap)) for lo in range(0, snap_width, part)]
@@ -360,21 +371,41 @@ class RegisterBank(wiring.Component):
                        for i in range(group)]
             groups.append((Array(members), max(len(v) for v in members)))
 
+        # Counter i's words are at counter_base + i * counter_words + k.
+        if [r.path for r in counter_regs] != counter_paths(p):
+            raise ValueError("the counters.* registers are not in the counters' order")
+        counter_words = counter_regs[0].words
+        if counter_words & (counter_words - 1):
+            raise ValueError(f"count_width {p.count_width} takes {counter_words} words a "
+                             f"counter; counters are read by a power-of-two word count")
+        counter_base = counter_regs[0].addr
+        counter_span = len(counter_regs) * counter_words
+        assert [r.addr for r in counter_regs] == \
+            [counter_base + i * counter_words for i in range(len(counter_regs))]
+        word_bits = counter_words.bit_length() - 1
+
         pending = Signal()
         addr = Signal(ADDR_WIDTH)
         with m.If(bus.r_stb):
             m.d.sync += [pending.eq(1), addr.eq(bus.addr)]
         launch = Signal()
         m.d.comb += launch.eq(pending & ~(w1_valid | w2_valid | ram_we | copying))
-        m.d.comb += [ram.r_addr.eq(addr), ram.r_en.eq(launch)]
+        counter_rel = Signal(ADDR_WIDTH)
+        m.d.comb += [ram.r_addr.eq(addr), ram.r_en.eq(launch), counter_rel.eq(addr - counter_base),
+                     self.counters.read_addr.eq(counter_rel[word_bits:]),
+                     self.counters.read_en.eq(launch)]
         s1_valid = Signal()
         s1_index = Signal(range(n_groups * group))
         s1_live = Signal()
         s1_stored = Signal()
+        s1_counter = Signal()
+        s1_word = Signal(max(1, word_bits))
         m.d.sync += s1_valid.eq(launch)
         with m.If(launch):
             m.d.sync += [
                 pending.eq(0),
+                s1_counter.eq((addr >= counter_base) & (addr < counter_base + counter_span)),
+                s1_word.eq(counter_rel[:word_bits]),
                 s1_index.eq(addr - live_base),
                 s1_live.eq((addr >= live_base) & (addr < live_base + live_span)),
                 s1_stored.eq(addr < depth),
@@ -384,9 +415,12 @@ class RegisterBank(wiring.Component):
         s2_group = Signal(range(n_groups))
         s2_live = Signal()
         s2_stored = Signal()
+        s2_counter = Signal()
+        s2_word = Signal.like(s1_word)
         m.d.sync += s2_valid.eq(s1_valid)
         with m.If(s1_valid):
             m.d.sync += [s2_live.eq(s1_live), s2_stored.eq(s1_stored),
+                         s2_counter.eq(s1_counter), s2_word.eq(s1_word),
                          s2_group.eq(s1_index[group_bits:])]
             m.d.sync += [reg.eq(members[s1_index[:group_bits]])
                          for reg, (members, _) in zip(s2_groups, groups)]
@@ -394,10 +428,13 @@ class RegisterBank(wiring.Component):
         s3_word = Signal(WORD_BITS)
         s3_live = Signal()
         s3_stored = Signal()
+        s3_counter = Signal()
+        s3_counter_word = Signal.like(s1_word)
         m.d.sync += s3_valid.eq(s2_valid)
         with m.If(s2_valid):
             m.d.sync += [s3_word.eq(Array(s2_groups)[s2_group]), s3_live.eq(s2_live),
-                         s3_stored.eq(s2_stored)]
+                         s3_stored.eq(s2_stored), s3_counter.eq(s2_counter),
+                         s3_counter_word.eq(s2_word)]
         m.d.sync += bus.r_ack.eq(s3_valid)
         m.d.comb += self.busy.eq(Cat(
             w1_valid, w2_valid, ram_we, copying, decided, latched, pending, s1_valid,
@@ -407,6 +444,11 @@ class RegisterBank(wiring.Component):
                 m.d.sync += bus.r_data.eq(0)
             with m.Elif(s3_live):
                 m.d.sync += bus.r_data.eq(s3_word)
+            with m.Elif(s3_counter):
+                counter_value = Cat(self.counters.read_data,
+                                    Const(0, counter_words * WORD_BITS - p.count_width))
+                m.d.sync += bus.r_data.eq(counter_value.word_select(s3_counter_word,
+                                                                    WORD_BITS))
             with m.Else():
                 m.d.sync += bus.r_data.eq(ram.r_data)
         return m

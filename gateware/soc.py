@@ -11,6 +11,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .core import HeraldCore
+from .counters import EventCounters
 from .emulator import LinkEmulator
 from .layouts import Reason
 from .memory import BlockRAM
@@ -155,6 +156,9 @@ class HeraldSoC(wiring.Component):
         m.submodules.engine = to_link(engine)
         m.submodules.fifo = fifo = EventFIFO(p.record_layout(), params.fifo_depth,
                                              read_domain=self.link_domain)
+        # The event counters run in sync (they flush every cycle); the bank reads their
+        # snapshot in its own domain.
+        m.submodules.counters = counters = EventCounters(p, read_domain=self.link_domain)
         m.d.comb += self.link_busy.eq(engine.busy | bank.busy | (fifo.r.level != 0)
                                       | fifo.pushed | self.rx.valid)
 
@@ -175,9 +179,10 @@ class HeraldSoC(wiring.Component):
             core.table.eq(bank.table),
             core.start.eq(bank.start),
             core.stop.eq(bank.stop),
-
-            bank.counters.eq(core.counters),
+            counters.counts.eq(core.counts),
+            counters.clear.eq(core.counters_clear),
         ]
+        wiring.connect(m, bank.counters, counters.port)
         if params.emulator:
             # The link emulator replaces the detector and ready inputs when enabled, so a
             # board or the virtual board heralds without detectors attached.
@@ -226,24 +231,12 @@ class HeraldSoC(wiring.Component):
                 m.d.sync += max_level.eq(fifo.r.level + 1)
 
         # The core numbers every record it produces, dropped ones included; mirror that
-        # number for the host, which needs it to see gaps at the edges of a run. Drops are
-        # read off the core's drop counter, which rises by at most 2 a cycle and is cleared
-        # at run start, when no record is produced: the counter, registered twice, gives
-        # its two low bits and whether the rest is zero, and only those are compared. The
-        # mirror lags the core by three cycles.
-        drops = Signal(p.count_width)
-        drops_lo = Signal(2)
-        drops_small = Signal()
-        prev_lo = Signal(2)
-        prev_small = Signal()
-        m.d.sync += [
-            drops.eq(core.counters.dropped_records),
-            drops_lo.eq(drops[:2]), drops_small.eq(drops[2:] == 0),
-            prev_lo.eq(drops_lo), prev_small.eq(drops_small),
-        ]
-        cleared = drops_small & (~prev_small | (drops_lo < prev_lo))
+        # number for the host, which needs it to see gaps at the edges of a run. The drops
+        # of a cycle reach the drop counter's step (counts.dropped_records) a cycle later;
+        # registered twice more, the mirror lags the core by three cycles.
+        drops_1 = Signal(2)
         new_drops = Signal(2)
-        m.d.comb += new_drops.eq(Mux(cleared, drops_lo, drops_lo - prev_lo))
+        m.d.sync += [drops_1.eq(core.counts.dropped_records), new_drops.eq(drops_1)]
         next_seq = Signal(p.seq_width)
         with m.If(fifo.pushed | (new_drops != 0)):
             m.d.sync += next_seq.eq(next_seq + fifo.pushed + new_drops)

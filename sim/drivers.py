@@ -1,12 +1,14 @@
 """Drive a :class:`~heraldry.sim.scenario.Scenario` into the herald core in Amaranth's
 simulator and collect what it does as :class:`~heraldry.sim.scenario.Observed`."""
 
+from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from ..gateware.core import HeraldCore
 from ..gateware.layouts import Reason
 from .golden import Record
 from .scenario import Observed, counters_to_dict, scenario_inputs
+from .verilog import sum_counts
 
 __all__ = ["run_scenario_amaranth", "Monitor"]
 
@@ -51,7 +53,11 @@ def run_scenario_amaranth(scenario, *, vcd=None):
     monitor = Monitor(p)
     config_value = dut.config.as_value()
     payload_value = dut.events.payload.as_value()
-    counters_value = dut.counters.as_value()
+    top = Module()
+    top.submodules.core = dut
+    counters = Signal(p.counters_layout())
+    sum_counts(top, p, dut.counts, dut.counters_clear, counters)
+    counters_value = counters.as_value()
 
     async def testbench(ctx):
         strobes = ()
@@ -84,7 +90,7 @@ def run_scenario_amaranth(scenario, *, vcd=None):
                 lambda: ctx.get(payload_value), lambda: ctx.get(counters_value))
             await ctx.tick()
 
-    sim = Simulator(dut)
+    sim = Simulator(top)
     sim.add_clock(1e-8)
     sim.add_testbench(testbench)
     if vcd:

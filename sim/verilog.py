@@ -2,25 +2,46 @@
 
 ``config`` and ``table`` are Verilog keywords, so the simulation top renames them, and the
 ``events`` stream becomes ``events_valid``, ``events_ready`` and ``events_payload``; every other
-port keeps the core's name.
+port keeps the core's name. The core gives its counters' steps (``counts``); the top sums
+them into ``counters``, each counter's value in every cycle, as the benches compare them
+with the golden model (the SoC keeps them in block RAM, :mod:`heraldry.gateware.counters`).
 """
 
 import hashlib
 
 from amaranth.back import verilog
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..gateware.core import HeraldCore
+from ..gateware.counters import counter_paths
 from ..gateware.layouts import CoreParameters
 
-__all__ = ["CoreSimTop", "core_verilog"]
+__all__ = ["CoreSimTop", "core_verilog", "sum_counts"]
+
+
+def _field(view, path):
+    for key in path:
+        view = view[key] if isinstance(key, int) else getattr(view, key)
+    return view
+
+
+def sum_counts(m, params, counts, clear, counters):
+    """Drive ``counters`` (a counters_layout view) with the running sums of the core's
+    ``counts`` since its ``counters_clear``: counter i in cycle t is the sum of its steps of
+    the cycles after the clear up to and including t, 0 in the clear's cycle."""
+    for path in counter_paths(params):
+        step, value = _field(counts, path), _field(counters, path)
+        held = Signal(params.count_width, reset_less=True)
+        m.d.comb += value.eq(Mux(clear, 0, held + step))
+        m.d.sync += held.eq(Mux(clear, 0, held + step))
 
 
 class CoreSimTop(wiring.Component):
     """:class:`HeraldCore` with ``config`` -> ``cfg``, ``table`` -> ``table_addr``,
-    ``table_data``, ``table_en`` and ``events`` -> ``events_valid/ready/payload``."""
+    ``table_data``, ``table_en`` and ``events`` -> ``events_valid/ready/payload``; ``counts``
+    and ``counters_clear`` summed into ``counters`` (:func:`sum_counts`)."""
 
     def __init__(self, params: CoreParameters):
         self.core = HeraldCore(params=params)
@@ -30,6 +51,9 @@ class CoreSimTop(wiring.Component):
         members["cfg"] = config
         # Verilator mangles double underscores in C++ names, so the stream is flattened.
         members.pop("events")
+        members.pop("counts")
+        members.pop("counters_clear")
+        members["counters"] = Out(params.counters_layout())
         members["events_valid"] = Out(1)
         members["events_ready"] = In(1)
         members["events_payload"] = Out(params.record_layout())
@@ -50,9 +74,10 @@ class CoreSimTop(wiring.Component):
             core.table.data.eq(self.table_data),
             core.table.en.eq(self.table_en),
         ]
+        sum_counts(m, self.core.params, core.counts, core.counters_clear, self.counters)
         for name, member in self.signature.members.items():
             if name in ("cfg", "table_addr", "table_data", "table_en", "events_valid",
-                        "events_ready", "events_payload"):
+                        "events_ready", "events_payload", "counters"):
                 continue
             mine, theirs = getattr(self, name), getattr(core, name)
             if member.flow == In:

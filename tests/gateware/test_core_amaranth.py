@@ -21,7 +21,7 @@ def test_contract_port_names_and_layouts():
     members = core.signature.members
     for name in ("config", "table", "start", "stop", "ready", "clicks", "attempt", "gate",
                  "trig", "herald", "outcome", "running", "recal", "done", "reason", "events",
-                 "counters"):
+                 "counts", "counters_clear"):
         assert name in members, name
     config = core.config.shape()
     assert [name for name, _ in config] == ["period", "windows", "outputs", "holdoff",
@@ -31,9 +31,11 @@ def test_contract_port_names_and_layouts():
     assert [name for name, _ in config["outputs"].shape.elem_shape] == ["start", "stop"]
     assert [name for name, _ in core.table.shape()] == ["addr", "data", "en"]
     assert isinstance(members["events"].signature, stream.Signature)
-    counters = [name for name, _ in core.counters.shape()]
+    counters = [name for name, _ in core.params.counters_layout()]
     assert counters == ["attempts", "heralds", "clicks_in_window", "clicks_out_of_window",
                         "multi_clicks", "afterpulses", "dropped_records", "cycles"]
+    # The core gives each counter's step per cycle, in the same fields.
+    assert [name for name, _ in core.counts.shape()] == counters
     assert HeraldCore.latency == 3
     assert HeraldCore.start_latency == 1 and HeraldCore.stop_latency == 0
     assert HeraldCore.run_start_latency == RUN_START_LATENCY == 4

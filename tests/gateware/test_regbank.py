@@ -1,8 +1,11 @@
 """Register map and register bank, in Amaranth's simulator."""
 
 import pytest
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
+from heraldry.gateware.counters import EventCounters, counter_paths
 from heraldry.gateware.layouts import CoreParameters
 from heraldry.gateware.regbank import RegisterBank
 from heraldry.gateware.regmap import (CONTROL_SNAPSHOT, CONTROL_START, CONTROL_STOP,
@@ -61,8 +64,36 @@ def test_map_hash_changes_with_structure():
     assert a.hash == c.hash        # the clock is a value in the map, not its structure
 
 
+class BankWithCounters(Elaboratable):
+    """The bank with the event counters it reads, as in the SoC: the bank's ports, plus
+    the counters' ``counts`` and ``clear``."""
+
+    def __init__(self, regmap):
+        self.bank = RegisterBank(regmap)
+        self.event_counters = EventCounters(regmap.soc.core)
+        self.counts = self.event_counters.counts
+        self.clear = self.event_counters.clear
+
+    def __getattr__(self, name):
+        return getattr(self.bank, name)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.bank = self.bank
+        m.submodules.counters = self.event_counters
+        wiring.connect(m, self.bank.counters, self.event_counters.port)
+        return m
+
+
+def counter_step(dut, path):
+    view = dut.counts
+    for key in path:
+        view = view[key] if isinstance(key, int) else getattr(view, key)
+    return view
+
+
 def run_bank(regmap, bench):
-    dut = RegisterBank(regmap)
+    dut = BankWithCounters(regmap)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     async def testbench(ctx):
@@ -147,31 +178,33 @@ def test_bank_config_table_control_snapshot():
         assert (ctx.get(dut.start), ctx.get(dut.stop)) == (1, 1)
         await ctx.tick()
         assert (ctx.get(dut.start), ctx.get(dut.stop)) == (0, 0)
-        # Snapshot: the counters are latched in the cycle the strobes act; later changes
-        # are invisible until the next snapshot. A read right after the snapshot waits for
-        # the copy, and so does a write.
-        attempts = (1 << 47) | 0x1234_5678_9
+        # Snapshot: the counters are captured as they are in the cycle the strobes act (L,
+        # with the counts of L); later counts are invisible until the next snapshot. A read
+        # right after the snapshot waits for the counters' sweep, and so does a write.
         ctx.set(dut.status.start_cycle, 77)
         await write(ctx, dut, regmap["control"].addr, CONTROL_SNAPSHOT)
-        for _ in range(STROBE_LATENCY - 1):
-            ctx.set(dut.counters.attempts, 3)
+        for _ in range(STROBE_LATENCY - 2):
             await ctx.tick()
-        ctx.set(dut.counters.attempts, attempts)
+        ctx.set(dut.counts.attempts, 1)                 # in L - 1, L and after
+        ctx.set(dut.counts.heralds[0], 1)               # in L - 1 only
         await ctx.tick()
-        ctx.set(dut.counters.attempts, 5)
+        ctx.set(dut.counts.heralds[0], 0)
+        await ctx.tick()
+        ctx.set(dut.counts.dropped_records, 2)          # after L only
         await write(ctx, dut, regmap["config.period"].addr, 99)
         assert ctx.get(dut.config.period) == 1234
         waited = 0
         while not ctx.get(dut.bus.w_ack):
             await ctx.tick()
             waited += 1
-        snapshot_words = sum(r.words for r in regmap if r.access is Access.SNAPSHOT)
-        assert waited >= snapshot_words
+        assert waited >= len(counter_paths(regmap.soc.core))
         await ctx.tick()
         assert ctx.get(dut.config.period) == 99
         addr = regmap["counters.attempts"].addr
         lo, hi = await read(ctx, dut, addr), await read(ctx, dut, addr + 1)
         seen["attempts"] = lo | hi << 32
+        assert await read(ctx, dut, regmap["counters.heralds.0"].addr) == 1
+        assert await read(ctx, dut, regmap["counters.dropped_records"].addr) == 0
         seen["start"] = await read(ctx, dut, regmap["snapshot.start_cycle"].addr)
         # Write-only and unmapped addresses read 0; read-only ones ignore writes.
         assert await read(ctx, dut, regmap["control"].addr) == 0
@@ -181,10 +214,10 @@ def test_bank_config_table_control_snapshot():
         await write(ctx, dut, regmap["id.magic"].addr, 0)
         await write(ctx, dut, regmap["counters.attempts"].addr, 0)
         assert await read(ctx, dut, 0) == MAGIC
-        assert await read(ctx, dut, addr) == attempts & 0xFFFF_FFFF
+        assert await read(ctx, dut, addr) == 2
 
     run_bank(regmap, bench)
-    assert seen == {"attempts": (1 << 47) | 0x1234_5678_9, "start": 77}
+    assert seen == {"attempts": 2, "start": 77}
 
 
 def register_port(dut, reg):
@@ -196,23 +229,45 @@ def register_port(dut, reg):
 
 
 def test_every_snapshot_and_live_word():
-    """Each snapshot word holds its own counter, each live word its own input."""
+    """Each snapshot word holds its own counter or status input, each live word its own
+    input."""
     regmap = RegisterMap(SocParameters())
     snap = [r for r in regmap if r.access is Access.SNAPSHOT]
+    counters = [r for r in snap if r.port == "counters"]
+    status = [r for r in snap if r.port != "counters"]
     live = [r for r in regmap if r.access is Access.RO]
 
     async def bench(ctx, dut):
+        totals = {reg.name: 0 for reg in counters}
         for round_ in range(2):
             values = {}
-            for i, reg in enumerate(snap + live):
+            for i, reg in enumerate(status + live):
                 values[reg.name] = (0x9E37_79B9_7F4A_7C15 * (i + 17 * round_ + 1)) \
                     % (1 << reg.width)
                 ctx.set(register_port(dut, reg), values[reg.name])
+            # Counter i steps as far as it can for i + 1 + 5 * round cycles: every counter
+            # differs from the others.
+            steps = [counter_step(dut, reg.path) for reg in counters]
+            for t in range(len(counters) + 6):
+                for i, (reg, step) in enumerate(zip(counters, steps)):
+                    top = (1 << len(step)) - 1
+                    value = top if t < i + 1 + 5 * round_ else 0
+                    ctx.set(step, value)
+                    totals[reg.name] += value
+                await ctx.tick()
+            values.update(totals)
+            assert len(set(totals.values())) == len(counters)
             await write(ctx, dut, regmap["control"].addr, CONTROL_SNAPSHOT)
             for _ in range(STROBE_LATENCY):
                 await ctx.tick()
-            for reg in snap + live:
+            for reg in status + live:
                 ctx.set(register_port(dut, reg), 0)     # too late for the snapshot, live reads 0
+            for reg, step in zip(counters, steps):     # likewise, for a cycle
+                ctx.set(step, 1)
+                totals[reg.name] += 1
+            await ctx.tick()
+            for step in steps:
+                ctx.set(step, 0)
             for reg in snap:
                 words = [await read(ctx, dut, reg.addr + k) for k in range(reg.words)]
                 assert sum(w << (32 * k) for k, w in enumerate(words)) == values[reg.name], \
