@@ -1,33 +1,31 @@
 """Event counters in block RAM, with an exact snapshot and an exact clear.
 
 Every counter of :meth:`~heraldry.gateware.layouts.CoreParameters.counters_layout` is a
-``count_width`` accumulator word in a block RAM plus a few low-order bits in flip-flops (its
-*residue*). The core's ``counts`` port says what each counter adds in a cycle; the residues
-take it. A flush engine visits one counter per cycle, round robin, and adds its residue into
-its word with one shared adder (read, add, write back), so a residue never holds more than
-two rounds' worth of counts.
+``count_width`` word in a block RAM (the accumulator) plus a few low-order bits in
+flip-flops, its *residue*, which adds the counter's step from the core's ``counts`` port in
+every cycle and runs free modulo 2**w. A flush engine visits one counter per cycle, round
+robin, reads its word, adds what the residue gained since the flush before (the word keeps
+the residue as that flush saw it, above the count) with one shared adder and writes it
+back. Flushes of a counter come at most 2n cycles apart, so w bits hold any gain.
 
-The value of counter i in cycle t (what a flip-flop counter would show) is
+The value of counter i in cycle t (what a flip-flop counter would show) is its word as of
+its last flush plus what its residue gained since, including the step of cycle t.
+``clear`` (the core's ``counters_clear``) makes every counter 0 in its cycle and counts the
+steps from the next one (the clear cycle's own are discarded; the core makes none then):
+the residues restart from zero, and the words are not rewritten: a flag per counter says
+"this word predates the clear", and the counter's next flush reads it as zero.
 
-    V_i(t) = A_i + r_i(t) + counts_i(t)
-
-(A_i the residues taken before t, written back or in flight). ``clear`` (the core's
-``counters_clear``) makes V_i = 0 in its cycle and counts from the next one; ``counts`` of
-the clear cycle itself is discarded (the core produces none then). The accumulator words
-are not rewritten at a clear: a per-counter flag says "this word predates the clear", and
-the next flush of the counter reads it as zero.
-
-The snapshot captures V_i(S) of every counter in one cycle S, the cycle after
-``snapshot_next``: the residues plus that cycle's counts move into capture registers (the
-residues restart from zero), with the clear flags. In the n cycles after S the engine
-flushes every counter once more, each adding its captured residue to its accumulator word
-as it was at S, and writes that sum into a second block RAM (the snapshot RAM) as well as
-back (zero, after a clear). ``sweeping`` is high from S + 1 until the last snapshot word is written: the register
-bank holds reads and further snapshots meanwhile, so the snapshot RAM is never read half
-updated. A clear during the sweep only affects what is written back.
+The snapshot captures every counter's value in one cycle S, the cycle after
+``snapshot_next``: the residues, with that cycle's steps, and the clear flags are copied
+into capture registers. The n flushes after S (one per counter) each add to the word as it
+was at S what the residue had gained up to the capture, write that into a second block RAM
+(the snapshot RAM) and back, as if flushing at S. ``sweeping`` is high from S + 1 until
+the last snapshot word is written: the register bank holds reads and further snapshots
+meanwhile, so the snapshot RAM is never read half updated. A clear during the sweep
+leaves the counters still to be flushed flagged.
 """
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -108,85 +106,86 @@ class EventCounters(wiring.Component):
         paths = counter_paths(p)
         n = len(paths)
         latency = read_latency(platform)
-        # A counter's write-back lands latency + 1 cycles after its read; its next read comes
+        # A counter's write-back lands latency + 2 cycles after its read; its next read comes
         # n cycles after that read.
-        assert n >= latency + 2, f"{n} counters are too few for the flush pipeline"
+        assert n >= latency + 3, f"{n} counters are too few for the flush pipeline"
         port = self.port
         clear = self.clear
+        steps = [_resolve(self.counts, path) for path in paths]
+        # Residues run free modulo 2**w; a flush adds what they gained since the last one it
+        # saw (kept in the RAM word above the count). Flushes of a counter see it at most 2n
+        # cycles apart (n, or a snapshot's and the round after), so w holds that.
+        w = (2 * n * max((1 << len(step)) - 1 for step in steps)).bit_length()
 
-        m.submodules.accumulators = acc = BlockRAM(cw, n)
+        m.submodules.accumulators = acc = BlockRAM(cw + w, n)
         m.submodules.snapshot = snap_ram = BlockRAM(cw, n, read_domain=self.read_domain)
         m.d.comb += [snap_ram.r_addr.eq(port.read_addr), snap_ram.r_en.eq(port.read_en),
                      port.read_data.eq(snap_ram.r_data)]
 
-        # The snapshot cycle S, a flip-flop per counter on the ECP5 (each reaches a dozen
-        # flip-flops) and one for the engine.
-        snaps = fanout_copies(m, platform, port.snapshot_next, n + 1, "counters_snapshot")
-        snap_engine = snaps[n]
+        # The residues, packed into words of up to 64 bits with a guard bit after each one but
+        # the last, that takes its carry out and is cleared: one add a word (what Verilator
+        # does fast, and the same carry logic as a counter each in hardware).
+        field = w + 1
+        index_bits = (64 // field).bit_length() - 1
+        per_word = 1 << index_bits
+        groups = [list(range(i, min(i + per_word, n))) for i in range(0, n, per_word)]
+        snaps = fanout_copies(m, platform, port.snapshot_next, len(groups) + 1,
+                              "counters_snapshot")
+        snap_engine = snaps[-1]
+        residues, captures = [], []
+        for g, members in enumerate(groups):
+            width = len(members) * field - 1
+            r = Signal(width, name=f"residues{g}", reset_less=True)
+            c = Signal(width, name=f"captured{g}", reset_less=True)
+            gained = Signal(width)
+            keep = (1 << width) - 1 - sum(1 << (k * field + w) for k in range(len(members) - 1))
+            added = Cat(*(Cat(steps[i], Const(0, field - len(steps[i]))) for i in members))
+            m.d.comb += gained.eq((r + added[:width]) & Const(keep, width))
+            m.d.sync += r.eq(Mux(clear, 0, gained))
+            with m.If(snaps[g]):
+                m.d.sync += c.eq(Mux(clear, 0, gained))
+            residues.append(Cat(r, Const(0, 64 - width)))
+            captures.append(Cat(c, Const(0, 64 - width)))
 
-        # Round robin: counter ptr is taken in every cycle but S.
+        # Round robin: counter ptr is taken in every cycle; the n takes after S are the
+        # snapshot's flushes.
         ptr = Signal(range(n), reset_less=True)
         slot = Signal(n, init=1, reset_less=True)         # one-hot ptr
-        advance = Signal()
-        m.d.comb += advance.eq(~snap_engine)
-        with m.If(advance):
-            m.d.sync += [ptr.eq(Mux(ptr == n - 1, 0, ptr + 1)), slot.eq(slot.rotate_left(1))]
-        # The n takes after S are the snapshot's flushes.
+        m.d.sync += [ptr.eq(ptr + 1 if n & (n - 1) == 0 else Mux(ptr == n - 1, 0, ptr + 1)),
+                     slot.eq(slot.rotate_left(1))]
         sweep_left = Signal(range(n + 1), reset_less=True)
-        with m.If(snap_engine):
-            m.d.sync += sweep_left.eq(n)
-        with m.Elif(sweep_left != 0):
-            m.d.sync += sweep_left.eq(sweep_left - 1)
         snap_flush = Signal()
         m.d.comb += snap_flush.eq(sweep_left != 0)
+        with m.If(snap_engine):
+            m.d.sync += sweep_left.eq(n)
+        with m.Elif(snap_flush):
+            m.d.sync += sweep_left.eq(sweep_left - 1)
 
-        # Residues, captures and flags. Reset-less, like the words in the RAM: a reset
-        # changes no count. A residue holds at most the counts of 2n cycles (a snapshot
-        # flush leaves it alone, the next take comes a round later).
-        residues, captures = [], []
-        zeroed = Signal(n, init=(1 << n) - 1, reset_less=True)     # word predates the clear
-        cap_zeroed = Signal(n, reset_less=True)
-        for i, path in enumerate(paths):
-            inc = _resolve(self.counts, path)
-            width = (2 * n * ((1 << len(inc)) - 1)).bit_length()
-            r = Signal(width, name=f"residue{i}", reset_less=True)
-            c = Signal(width, name=f"captured{i}", reset_less=True)
-            residues.append(r)
-            captures.append(c)
-            take = slot[i] & advance
-            with m.If(clear | snaps[i]):
-                m.d.sync += r.eq(0)
-            with m.Elif(take & ~snap_flush):
-                m.d.sync += r.eq(inc)
-            with m.Elif(inc != 0):
-                m.d.sync += r.eq(r + inc)
-            with m.If(snaps[i]):
-                m.d.sync += [c.eq(Mux(clear, 0, r + inc)), cap_zeroed[i].eq(zeroed[i] | clear)]
-            with m.If(clear):
-                m.d.sync += zeroed[i].eq(1)
-            with m.Elif(take):
-                m.d.sync += zeroed[i].eq(0)
-
-        # Take (cycle T): read the word, and register what is added to it. A snapshot flush
-        # adds the captured residue to the word as it was at S (zero if it predated a clear
-        # at S or before) and writes the sum back, or zero if a clear came after S and
-        # before T (a clear at T comes after the take, like any).
+        # A clear zeroes the residues and flags every word as older: its next flush reads it
+        # as zero. Reset-less, like the words: a reset changes no count.
+        # A snapshot flush (cycle T) adds to the word as it was at S (zero if it predated a
+        # clear at S or before) what the residue had gained up to S + 1 (the capture); it
+        # writes that back too, as if it had flushed at S + 1. If a clear came after S and
+        # before T (one in T comes after the take, like any), the word stays flagged.
         cleared_since = Signal(reset_less=True)
         with m.If(snap_engine):
             m.d.sync += cleared_since.eq(0)
         with m.Elif(clear):
             m.d.sync += cleared_since.eq(1)
-        m.d.comb += [acc.r_addr.eq(ptr), acc.r_en.eq(advance)]
-        flag_now = zeroed.bit_select(ptr, 1)
-        flag_cap = cap_zeroed.bit_select(ptr, 1)
+        zeroed = Signal(n, init=(1 << n) - 1, reset_less=True)
+        cap_zeroed = Signal(n, reset_less=True)
+        m.d.sync += zeroed.eq(Mux(clear, (1 << n) - 1,
+                                  zeroed & ~Mux(snap_flush & cleared_since, 0, slot)))
+        with m.If(snap_engine):
+            m.d.sync += cap_zeroed.eq(zeroed | clear.replicate(n))
+        m.d.comb += [acc.r_addr.eq(ptr), acc.r_en.eq(1)]
         stage = dict(
-            valid=(advance, 1),
             addr=(ptr, range(n)),
-            snap=(advance & snap_flush, 1),
-            amount=(Mux(snap_flush, Array(captures)[ptr], Array(residues)[ptr]),
-                    max(len(c) for c in captures)),
-            zero=(Mux(snap_flush, flag_cap, flag_now), 1),
-            write_zero=(snap_flush & cleared_since, 1),
+            snap=(snap_flush, 1),
+            seen=(Mux(snap_flush, Array(captures)[ptr[index_bits:]],
+                      Array(residues)[ptr[index_bits:]]).word_select(ptr[:index_bits], field)[:w],
+                  w),
+            zero=(Mux(snap_flush, (cap_zeroed & slot).any(), (zeroed & slot).any()), 1),
         )
         # Delayed to the cycle the word arrives (T + latency).
         pipeline_snaps = []
@@ -198,22 +197,26 @@ class EventCounters(wiring.Component):
                 delayed[key] = (reg, shape)
             stage = delayed
             pipeline_snaps.append(stage["snap"][0])
-        valid, addr, snap = (stage[k][0] for k in ("valid", "addr", "snap"))
-        amount, zero, write_zero = (stage[k][0] for k in ("amount", "zero", "write_zero"))
-        total = Signal(cw)
-        m.d.comb += total.eq(Mux(zero, 0, acc.r_data) + amount)
-        w_en = Signal(reset_less=True)
+        addr, snap, seen, zero = (stage[k][0] for k in ("addr", "snap", "seen", "zero"))
+        # The word (from the RAM's output register, far off on the ECP5) and the gain are
+        # registered before the count_width add.
+        word = Signal(cw + w)
+        m.d.comb += word.eq(Mux(zero, 0, acc.r_data))
+        count = Signal(cw, reset_less=True)
+        gain = Signal(w, reset_less=True)
+        seen_1 = Signal(w, reset_less=True)
+        addr_1 = Signal(range(n), reset_less=True)
+        snap_1 = Signal(reset_less=True)
+        m.d.sync += [count.eq(word[:cw]), gain.eq(seen - word[cw:]), seen_1.eq(seen),
+                     addr_1.eq(addr), snap_1.eq(snap)]
+        pipeline_snaps.append(snap_1)
         w_addr = Signal(range(n), reset_less=True)
-        w_data = Signal(cw, reset_less=True)
+        w_data = Signal(cw + w, reset_less=True)
         s_en = Signal(reset_less=True)
-        s_data = Signal(cw, reset_less=True)
-        m.d.sync += [w_en.eq(valid), s_en.eq(snap)]
-        with m.If(valid):
-            m.d.sync += [w_addr.eq(addr), w_data.eq(Mux(write_zero, 0, total)),
-                         s_data.eq(total)]
+        m.d.sync += [w_addr.eq(addr_1), w_data.eq(Cat((count + gain)[:cw], seen_1)), s_en.eq(snap_1)]
         m.d.comb += [
-            acc.w_en.eq(w_en), acc.w_addr.eq(w_addr), acc.w_data.eq(w_data),
-            snap_ram.w_en.eq(s_en), snap_ram.w_addr.eq(w_addr), snap_ram.w_data.eq(s_data),
+            acc.w_en.eq(1), acc.w_addr.eq(w_addr), acc.w_data.eq(w_data),
+            snap_ram.w_en.eq(s_en), snap_ram.w_addr.eq(w_addr), snap_ram.w_data.eq(w_data),
             port.sweeping.eq(snap_flush | s_en | Cat(*pipeline_snaps).any()),
         ]
         return m
