@@ -105,7 +105,7 @@ class EventCounters(wiring.Component):
         cw = p.count_width
         paths = counter_paths(p)
         n = len(paths)
-        latency = read_latency(platform)
+        latency = read_latency(platform, distributed=True)
         # A counter's write-back lands latency + 2 cycles after its read; its next read comes
         # n cycles after that read.
         assert n >= latency + 3, f"{n} counters are too few for the flush pipeline"
@@ -117,8 +117,10 @@ class EventCounters(wiring.Component):
         # cycles apart (n, or a snapshot's and the round after), so w holds that.
         w = (2 * n * max((1 << len(step)) - 1 for step in steps)).bit_length()
 
-        m.submodules.accumulators = acc = BlockRAM(cw + w, n)
-        m.submodules.snapshot = snap_ram = BlockRAM(cw, n, read_domain=self.read_domain)
+        # n words: LUT RAM on the ECP5, so that the flush logic can lie anywhere.
+        m.submodules.accumulators = acc = BlockRAM(cw + w, n, distributed=True)
+        m.submodules.snapshot = snap_ram = BlockRAM(cw, n, read_domain=self.read_domain,
+                                                    distributed=True)
         m.d.comb += [snap_ram.r_addr.eq(port.read_addr), snap_ram.r_en.eq(port.read_en),
                      port.read_data.eq(snap_ram.r_data)]
 

@@ -38,9 +38,9 @@ def is_ecp5(platform):
     return _family(platform) == "ecp5"
 
 
-def read_latency(platform):
-    """Cycles from ``r_en`` to ``r_data`` on ``platform``."""
-    return 2 if is_ecp5(platform) else 1
+def read_latency(platform, distributed=False):
+    """Cycles from ``r_en`` to ``r_data`` on ``platform`` (of a ``distributed`` BlockRAM)."""
+    return 2 if is_ecp5(platform) and not distributed else 1
 
 
 def ecp5_initvals(init, width, tile):
@@ -86,6 +86,10 @@ class BlockRAM(wiring.Component):
     read_domain : str
         Clock domain of the read port (the write port is ``sync``); the same clock on a
         board, see :class:`~heraldry.gateware.soc.HeraldSoC` ``link_domain``.
+    distributed : bool
+        On the ECP5, LUT RAM read asynchronously into a register (read latency 1) instead
+        of DP16KD tiles: for small memories whose logic should not be drawn to a block
+        RAM's fixed site. Elsewhere no difference.
 
     Attributes
     ----------
@@ -100,13 +104,14 @@ class BlockRAM(wiring.Component):
         High in the cycle ``r_data`` first shows a new word.
     """
 
-    def __init__(self, width, depth, init=(), read_domain="sync"):
+    def __init__(self, width, depth, init=(), read_domain="sync", distributed=False):
         if depth < 2:
             raise ValueError(f"BlockRAM depth {depth}: must be at least 2")
         if len(init) > depth:
             raise ValueError(f"BlockRAM init has {len(init)} words; depth is {depth}")
         self.width, self.depth, self.init = width, depth, list(init)
         self.read_domain = read_domain
+        self.distributed = distributed
         super().__init__({
             "w_addr": In(range(depth)),
             "w_data": In(width),
@@ -119,7 +124,7 @@ class BlockRAM(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        if is_ecp5(platform):
+        if is_ecp5(platform) and not self.distributed:
             self._elaborate_ecp5(m)
         elif _family(platform) == "ice40" and self.depth <= ICE40_TILE_DEPTH:
             self._elaborate_ice40(m)
@@ -127,8 +132,11 @@ class BlockRAM(wiring.Component):
             # An asynchronous read port and a register, which yosys merges into the block's
             # synchronous port; written so, no_rw_check applies, and yosys does not emulate a
             # defined read of the word being written with a register per data bit.
+            attrs = {"no_rw_check": 1}
+            if self.distributed:
+                attrs["ram_style"] = "distributed"
             m.submodules.mem = mem = Memory(shape=self.width, depth=self.depth,
-                                            init=self.init, attrs={"no_rw_check": 1})
+                                            init=self.init, attrs=attrs)
             write = mem.write_port()
             read = mem.read_port(domain="comb")
             m.d.comb += [
