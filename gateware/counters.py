@@ -156,12 +156,11 @@ class EventCounters(wiring.Component):
         m.d.sync += [ptr.eq(ptr + 1 if n & (n - 1) == 0 else Mux(ptr == n - 1, 0, ptr + 1)),
                      slot.eq(slot.rotate_left(1))]
         sweep_left = Signal(range(n + 1), reset_less=True)
-        snap_flush = Signal()
-        m.d.comb += snap_flush.eq(sweep_left != 0)
+        snap_flush = Signal(reset_less=True)        # sweep_left != 0, as a flip-flop
         with m.If(snap_engine):
-            m.d.sync += sweep_left.eq(n)
+            m.d.sync += [sweep_left.eq(n), snap_flush.eq(1)]
         with m.Elif(snap_flush):
-            m.d.sync += sweep_left.eq(sweep_left - 1)
+            m.d.sync += [sweep_left.eq(sweep_left - 1), snap_flush.eq(sweep_left != 1)]
 
         # A clear zeroes the residues and flags every word as older: its next flush reads it
         # as zero. Reset-less, like the words: a reset changes no count.
