@@ -375,8 +375,8 @@ def test_board_ulx3s(capsys):
 
 
 @pytest.mark.xfail(raises=FitError, strict=True, reason=(
-    "the SoC does not fit the iCE40UP5K even with the trimmed parameters: 6221 LUT4 and "
-    "5408 FF after synthesis, 8907 logic cells for 5280 (docs/boards.md lists the gateware "
+    "the SoC does not fit the iCE40UP5K even with the trimmed parameters: 5375 LUT4 and "
+    "4543 FF after synthesis, 7735 logic cells for 5280 (docs/boards.md lists the gateware "
     "changes it needs); strict, so this fails once it fits"))
 def test_board_icebreaker():
     result = build_board(ICEBREAKER)     # raises FitError, or TimingError below 48 MHz
