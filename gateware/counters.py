@@ -25,13 +25,13 @@ meanwhile, so the snapshot RAM is never read half updated. A clear during the sw
 leaves the counters still to be flushed flagged.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .layouts import CoreParameters
 from .memory import BlockRAM, read_latency
-from .regmap import layout_leaves
+from .regmap import field_at, layout_leaves
 
 __all__ = ["CounterPortSignature", "EventCounters", "counter_paths"]
 
@@ -40,12 +40,6 @@ def counter_paths(params: CoreParameters):
     """The counters' paths in layout order: counter i is ``counter_paths(p)[i]``, at index
     i of the snapshot RAM (the ``counters.*`` registers are in the same order)."""
     return [path for path, _, _ in layout_leaves(params.counters_layout())]
-
-
-def _resolve(view, path):
-    for key in path:
-        view = view[key] if isinstance(key, int) else getattr(view, key)
-    return view.as_value() if hasattr(view, "as_value") else view
 
 
 class CounterPortSignature(wiring.Signature):
@@ -111,7 +105,7 @@ class EventCounters(wiring.Component):
         assert n >= latency + 3, f"{n} counters are too few for the flush pipeline"
         port = self.port
         clear = self.clear
-        steps = [_resolve(self.counts, path) for path in paths]
+        steps = [Value.cast(field_at(self.counts, path)) for path in paths]
         # Residues run free modulo 2**w; a flush adds what they gained since the last one it
         # saw (kept in the RAM word above the count). Flushes of a counter see it at most 2n
         # cycles apart (n, or a snapshot's and the round after), so w holds that.

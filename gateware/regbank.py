@@ -20,7 +20,7 @@ from .counters import CounterPortSignature, counter_paths
 from .emulator import emulator_config_layout
 from .memory import BlockRAM, is_ecp5, read_latency
 from .regmap import (CONTROL_RESEED, CONTROL_SNAPSHOT, CONTROL_START, CONTROL_STOP,
-                     LINK_FIELDS, STATUS_FIELDS, WORD_BITS, Access, RegisterMap)
+                     LINK_FIELDS, STATUS_FIELDS, WORD_BITS, Access, RegisterMap, field_at)
 
 __all__ = ["BusSignature", "RegisterBank", "status_layout", "link_layout", "ADDR_WIDTH",
            "fanout_copies"]
@@ -65,12 +65,6 @@ def status_layout(params):
 
 def link_layout():
     return data.StructLayout({name: WORD_BITS for name in LINK_FIELDS})
-
-
-def _resolve(view, path):
-    for key in path:
-        view = view[key] if isinstance(key, int) else getattr(view, key)
-    return view
 
 
 def _value(view):
@@ -248,7 +242,7 @@ class RegisterBank(wiring.Component):
             words = [w2_word[:reg.width] for reg in rw]
         for i, reg in enumerate(rw):
             with m.If(w2_we[i]):
-                target = _resolve(storage[reg.port], reg.path)
+                target = field_at(storage[reg.port], reg.path)
                 m.d.sync += target.eq(words[i])
         m.d.sync += self.table.en.eq(apply & w1_table)
         with m.If(apply & w1_table):
@@ -344,7 +338,7 @@ class RegisterBank(wiring.Component):
         latches = fanout_copies(m, platform, decide, len(parts), "snapshot", levels=2)
         shifts = fanout_copies(m, platform, shift_ahead, len(parts), "shift", levels=2)
         for (i, lo, hi), latch, shift in zip(parts, latches, shifts):
-            live_value = _value(_resolve(views[snap[i].port], snap[i].path))
+            live_value = _value(field_at(views[snap[i].port], snap[i].path))
             following = segments[i + 1][lo:hi] if i + 1 < len(snap) else 0
             with m.If(latch):
                 m.d.sync += segments[i][lo:hi].eq(live_value[lo:hi])
@@ -357,7 +351,7 @@ class RegisterBank(wiring.Component):
         # elsewhere).
         live_words = {}
         for reg in live:
-            value = _value(_resolve(getattr(self, reg.port), reg.path))
+            value = _value(field_at(getattr(self, reg.port), reg.path))
             for k in range(reg.words):
                 live_words[reg.addr + k] = _word(value, k)
         live_base = min(live_words)

@@ -32,7 +32,7 @@ from .emulator import MIN_ARRIVAL_OFFSET
 from .layouts import HERALD_LATENCY, RUN_START_LATENCY, START_LATENCY, CoreParameters
 
 __all__ = ["Access", "Register", "SocParameters", "RegisterMap", "register_map",
-           "layout_leaves", "MAGIC", "PROTOCOL_VERSION", "ID_WORDS", "WORD_BITS",
+           "layout_leaves", "field_at", "MAGIC", "PROTOCOL_VERSION", "ID_WORDS", "WORD_BITS",
            "CONTROL_START", "CONTROL_STOP", "CONTROL_SNAPSHOT", "CONTROL_RESEED",
            "GATEWARE_VERSION",
            "gateware_hash"]
@@ -150,6 +150,15 @@ def layout_leaves(layout, path=()):
                 yield sub, width, i * size + offset
     else:
         yield path, Shape.cast(layout).width, 0
+
+
+def field_at(view, path):
+    """The field of ``view`` (a view of a :mod:`amaranth.lib.data` layout) at ``path``, as
+    :func:`layout_leaves` and :attr:`Register.path` give it: field names and array
+    indices."""
+    for key in path:
+        view = view[key] if isinstance(key, int) else getattr(view, key)
+    return view
 
 
 @dataclass(frozen=True)

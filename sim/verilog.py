@@ -17,14 +17,9 @@ from amaranth.lib.wiring import In, Out
 from ..gateware.core import HeraldCore
 from ..gateware.counters import counter_paths
 from ..gateware.layouts import CoreParameters
+from ..gateware.regmap import field_at
 
 __all__ = ["CoreSimTop", "core_verilog", "sum_counts"]
-
-
-def _field(view, path):
-    for key in path:
-        view = view[key] if isinstance(key, int) else getattr(view, key)
-    return view
 
 
 def sum_counts(m, params, counts, clear, counters):
@@ -32,10 +27,11 @@ def sum_counts(m, params, counts, clear, counters):
     ``counts`` since its ``counters_clear``: counter i in cycle t is the sum of its steps of
     the cycles after the clear up to and including t, 0 in the clear's cycle."""
     for path in counter_paths(params):
-        step, value = _field(counts, path), _field(counters, path)
+        step = field_at(counts, path)
+        total = Signal(params.count_width)
         held = Signal(params.count_width, reset_less=True)
-        m.d.comb += value.eq(Mux(clear, 0, held + step))
-        m.d.sync += held.eq(Mux(clear, 0, held + step))
+        m.d.comb += [total.eq(Mux(clear, 0, held + step)), field_at(counters, path).eq(total)]
+        m.d.sync += held.eq(total)
 
 
 class CoreSimTop(wiring.Component):

@@ -7,12 +7,7 @@ from amaranth.sim import Simulator
 
 from heraldry.gateware.counters import EventCounters, counter_paths
 from heraldry.gateware.layouts import CoreParameters
-
-
-def _field(view, path):
-    for key in path:
-        view = view[key] if isinstance(key, int) else getattr(view, key)
-    return view
+from heraldry.gateware.regmap import field_at
 
 
 @pytest.mark.parametrize("params", [CoreParameters(), CoreParameters(n_channels=1, n_windows=1,
@@ -27,7 +22,7 @@ def test_snapshots_are_exact(params):
     rng = random.Random(7)
     dut = EventCounters(params)
     paths = counter_paths(params)
-    steps = [_field(dut.counts, path) for path in paths]
+    steps = [field_at(dut.counts, path) for path in paths]
     n_cycles = 3000
     clears = set(rng.sample(range(5, n_cycles), 40)) | {100, 101, 300}
     checked = []

@@ -10,7 +10,7 @@ from heraldry.gateware.layouts import CoreParameters
 from heraldry.gateware.regbank import RegisterBank
 from heraldry.gateware.regmap import (CONTROL_SNAPSHOT, CONTROL_START, CONTROL_STOP,
                                       ID_WORDS, MAGIC, PROTOCOL_VERSION, Access, RegisterMap,
-                                      SocParameters)
+                                      SocParameters, field_at)
 
 
 def test_map_is_derived_from_parameters():
@@ -83,13 +83,6 @@ class BankWithCounters(Elaboratable):
         m.submodules.counters = self.event_counters
         wiring.connect(m, self.bank.counters, self.event_counters.port)
         return m
-
-
-def counter_step(dut, path):
-    view = dut.counts
-    for key in path:
-        view = view[key] if isinstance(key, int) else getattr(view, key)
-    return view
 
 
 def run_bank(regmap, bench):
@@ -222,10 +215,7 @@ def test_bank_config_table_control_snapshot():
 
 def register_port(dut, reg):
     """The bank port (a view) that holds or feeds register ``reg``."""
-    view = getattr(dut, reg.port)
-    for key in reg.path:
-        view = view[key] if isinstance(key, int) else getattr(view, key)
-    return view
+    return field_at(getattr(dut, reg.port), reg.path)
 
 
 def test_every_snapshot_and_live_word():
@@ -247,7 +237,7 @@ def test_every_snapshot_and_live_word():
                 ctx.set(register_port(dut, reg), values[reg.name])
             # Counter i steps as far as it can for i + 1 + 5 * round cycles: every counter
             # differs from the others.
-            steps = [counter_step(dut, reg.path) for reg in counters]
+            steps = [field_at(dut.counts, reg.path) for reg in counters]
             for t in range(len(counters) + 6):
                 for i, (reg, step) in enumerate(zip(counters, steps)):
                     top = (1 << len(step)) - 1
