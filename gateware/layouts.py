@@ -162,35 +162,26 @@ class CoreParameters:
         })
 
     def counters_layout(self):
-        cw = self.count_width
-        per_channel = data.ArrayLayout(cw, self.n_channels)
-        return data.StructLayout({
-            "attempts": cw,
-            "heralds": data.ArrayLayout(cw, self.n_outcomes),
-            "clicks_in_window": per_channel,
-            "clicks_out_of_window": per_channel,
-            "multi_clicks": data.ArrayLayout(data.ArrayLayout(cw, self.n_channels),
-                                             self.n_windows),
-            "afterpulses": per_channel,
-            "dropped_records": cw,
-            "cycles": cw,
-        })
+        return self._counter_fields(self.count_width, self.count_width)
 
     def counts_layout(self):
         """What each counter of :meth:`counters_layout` adds in a cycle (the core's ``counts``
         port): the same fields, each as wide as its largest step (two records can be
         dropped in a cycle, every other counter steps by at most one)."""
-        per_channel = data.ArrayLayout(1, self.n_channels)
+        return self._counter_fields(1, 2)
+
+    def _counter_fields(self, width, dropped_width):
+        """The event counters, every one ``width`` bits wide but ``dropped_records``."""
+        per_channel = data.ArrayLayout(width, self.n_channels)
         return data.StructLayout({
-            "attempts": 1,
-            "heralds": data.ArrayLayout(1, self.n_outcomes),
+            "attempts": width,
+            "heralds": data.ArrayLayout(width, self.n_outcomes),
             "clicks_in_window": per_channel,
             "clicks_out_of_window": per_channel,
-            "multi_clicks": data.ArrayLayout(data.ArrayLayout(1, self.n_channels),
-                                             self.n_windows),
+            "multi_clicks": data.ArrayLayout(per_channel, self.n_windows),
             "afterpulses": per_channel,
-            "dropped_records": 2,
-            "cycles": 1,
+            "dropped_records": dropped_width,
+            "cycles": width,
         })
 
     def table_port_layout(self):

@@ -23,7 +23,7 @@ import enum
 import hashlib
 import json
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from amaranth.hdl import Shape
 from amaranth.lib import data
@@ -401,15 +401,13 @@ class RegisterMap:
         addr = 0
         placed = []
         for reg in regs:
-            placed.append(Register(reg.name, reg.width, reg.access, reg.reset, reg.doc,
-                                   reg.port, reg.path, reg.count, reg.idle_only, addr))
+            placed.append(replace(reg, addr=addr))
             addr += reg.words
         self.size = addr
         self.hash = zlib.crc32(json.dumps([r.describe() for r in placed]).encode())
         values = _id_values(soc, self.hash)
         self.registers = [
-            Register(r.name, r.width, r.access, values.get(r.path[0], 0), r.doc, r.port,
-                     r.path, r.count, r.idle_only, r.addr) if r.port == "id" else r
+            replace(r, reset=values.get(r.path[0], 0)) if r.port == "id" else r
             for r in placed]
         self._by_name = {r.name: r for r in self.registers}
         assert len(self._by_name) == len(self.registers)
