@@ -444,21 +444,32 @@ def reseed_script(script, seed):
     return "\n".join(lines) + "\n"
 
 
+#: What nextpnr logs when the design does not fit or cannot be placed at its utilisation:
+#: the packer's, the heap placer's and the annealer's messages.
+_NO_ROOM_MARKERS = ("no BELs remaining", "Failed to expand region",
+                    "Unable to find legal placement")
+
+
 def _raise_if_not_fitting(board, name, folder):
     """Raise :class:`FitError` if nextpnr stopped because the device is too small."""
     pnr_log = folder / f"{name}.tim"
     if not pnr_log.exists():
         return
     text = pnr_log.read_text(errors="replace")
-    if "no BELs remaining" not in text:
+    marker = next((m for m in _NO_ROOM_MARKERS if m in text), None)
+    if marker is None:
         return
     cells = parse_nextpnr_utilisation(text)
     over = {bel: use for bel, use in cells.items() if use.used > use.available}
     stat = parse_yosys_stat((folder / f"{name}.rpt").read_text(errors="replace"))
     luts, ffs = count_luts_ffs(stat)
     device = board.platform.device
+    fullest = max(cells.items(), key=lambda item: item[1].percent, default=None)
     detail = ", ".join(f"{bel} {use.used} / {use.available} ({use.percent:.0f} %)"
-                       for bel, use in over.items()) or "placement ran out of bels"
+                       for bel, use in over.items()) or (
+        f"nextpnr found no legal placement ({marker!r}) with "
+        f"{fullest[0]} {fullest[1].used} / {fullest[1].available} "
+        f"({fullest[1].percent:.0f} %)" if fullest else "placement ran out of bels")
     raise FitError(f"{board.name}: the design does not fit the {device}: {detail}; "
                    f"after synthesis {luts} LUT4 and {ffs} FF.", board.name, cells, luts, ffs)
 
