@@ -78,6 +78,13 @@ def emulator_selftest(url, *, attempts=20_000, probabilities=(0.1, 0.15, 0.05), 
     from ..host.emulator import EmulatorSettings, EmulatorWindow, emulator_registers
     with _open(url) as dev:
         info = dev.identify()
+        if not dev.regmap_device().emulator:
+            # Refused before anything is written.
+            raise SelfTestError(
+                "this gateware has no link emulator (the iCEBreaker's UP5K build leaves it "
+                "out, docs/boards.md): wire trig[0] to clicks[0] and run `heraldry selftest "
+                "--loopback URL`, or run the emulator self-test on the virtual board "
+                "(verilator://)")
         cycle_ns = 1e9 / info.clk_freq
         # A short attempt: an 8-cycle window from offset 4, photons at offset 5 +- 2.
         config = Config(period_ns=24 * cycle_ns, windows_ns=[(4 * cycle_ns, 8 * cycle_ns)],

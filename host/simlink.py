@@ -112,6 +112,12 @@ class SimTransport(Transport):
     params : SocParameters
     click_source : ClickSource, optional
         Default: no clicks, ``ready`` high.
+    wires : sequence of (int, int), optional
+        ``(output, channel)`` pairs: trigger output ``trig[output]`` wired to detector input
+        ``clicks[channel]`` on a board, as for the loopback self-test. The core sees the
+        pulse ``params.output_latency + params.frontend_latency`` cycles after it drives it
+        (the board's output registers, the wire, its IO register and synchroniser), ORed
+        with the click source's clicks.
     chunk : int
         Cycles simulated per step while waiting for bytes.
 
@@ -123,7 +129,9 @@ class SimTransport(Transport):
 
     response_timeout = 60.0
 
-    def __init__(self, params, click_source=None, chunk=256):
+    def __init__(self, params, click_source=None, wires=(), chunk=256):
+        from collections import deque
+
         from amaranth.sim import Simulator
 
         from ..gateware.soc import HeraldSoC
@@ -136,6 +144,16 @@ class SimTransport(Transport):
         self._to_device = bytearray()
         self._from_device = bytearray()
         self._closed = False
+        core = params.core
+        for output, channel in wires:
+            if not (0 <= output < core.n_outputs and 0 <= channel < core.n_channels):
+                raise ValueError(f"wires: ({output}, {channel}) names trig[{output}] -> "
+                                 f"clicks[{channel}]; the device has {core.n_outputs} "
+                                 f"outputs and {core.n_channels} channels")
+        wire_delay = params.output_latency + params.frontend_latency
+        if wires and wire_delay < 1:
+            raise ValueError(f"wires: output_latency + frontend_latency is {wire_delay}; a "
+                             f"wire needs at least 1 cycle (a board's registers)")
         sim = self._sim = Simulator(soc)
         sim.add_clock(1 / params.clk_freq)
 
@@ -144,6 +162,8 @@ class SimTransport(Transport):
             block_start = block_end = 0
             clicks = ready = None
             cur_clicks = cur_ready = cur_valid = cur_byte = -1
+            # What the wires bring back in cycles t .. t + wire_delay - 1.
+            returning = deque([0] * wire_delay)
             t = 0
             while True:
                 if t >= block_end:
@@ -151,6 +171,8 @@ class SimTransport(Transport):
                     clicks, ready = clicks.tolist(), ready.tolist()
                     block_start, block_end = t, t + BLOCK
                 c, r = clicks[t - block_start], ready[t - block_start]
+                if wires:
+                    c |= returning.popleft()
                 if c != cur_clicks:
                     ctx.set(soc.clicks, c)
                     cur_clicks = c
@@ -164,8 +186,11 @@ class SimTransport(Transport):
                 if valid and self._to_device[0] != cur_byte:
                     cur_byte = self._to_device[0]
                     ctx.set(soc.rx.payload, cur_byte)
-                _, _, rx_ready, tx_valid, tx_byte = await ctx.tick().sample(
-                    soc.rx.ready, soc.tx.valid, soc.tx.payload)
+                _, _, rx_ready, tx_valid, tx_byte, trig = await ctx.tick().sample(
+                    soc.rx.ready, soc.tx.valid, soc.tx.payload, soc.trig)
+                if wires:
+                    returning.append(sum(1 << channel for output, channel in wires
+                                         if trig >> output & 1))
                 if valid and rx_ready:
                     del self._to_device[0]
                 if tx_valid:
