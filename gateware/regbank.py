@@ -226,9 +226,10 @@ class RegisterBank(wiring.Component):
         # across the SoC in one cycle. On the ECP5 the word, too, crosses the die in two
         # cycles, through a copy per register loaded while the write waits in W1 (their
         # enables, the registers' hits, keep the copies apart through synthesis); elsewhere
-        # through one copy.
+        # through the RAM's write word (below), which every applied register write loads.
         w2_we = Signal(len(rw))
         m.d.sync += w2_we.eq(w1_hit & apply.replicate(len(rw)))
+        w2_data = Signal(WORD_BITS)
         if is_ecp5(platform):
             words = []
             for i, reg in enumerate(rw):
@@ -237,9 +238,7 @@ class RegisterBank(wiring.Component):
                     m.d.sync += word.eq(w1_data[:reg.width])
                 words.append(word)
         else:
-            w2_word = Signal(WORD_BITS, reset_less=True)
-            m.d.sync += w2_word.eq(w1_data)
-            words = [w2_word[:reg.width] for reg in rw]
+            words = [w2_data[:reg.width] for reg in rw]
         for i, reg in enumerate(rw):
             with m.If(w2_we[i]):
                 target = field_at(storage[reg.port], reg.path)
@@ -264,7 +263,6 @@ class RegisterBank(wiring.Component):
         # copy (the word masked to its width, like the register) or a snapshot word.
         w2_valid = Signal()
         w2_addr = Signal(ram_bits)
-        w2_data = Signal(WORD_BITS)
         shadow = apply & w1_rw
         m.d.sync += w2_valid.eq(shadow)
         with m.If(shadow):
@@ -419,16 +417,19 @@ class RegisterBank(wiring.Component):
             m.d.sync += [reg.eq(members[s1_index[:group_bits]])
                          for reg, (members, _) in zip(s2_groups, groups)]
         s3_valid = Signal()
-        s3_word = Signal(WORD_BITS)
+        # One group (off the ECP5): its register holds the word until the next read, so S3
+        # takes it from there instead of a copy.
+        s3_word = s2_groups[0] if n_groups == 1 else Signal(WORD_BITS)
         s3_live = Signal()
         s3_stored = Signal()
         s3_counter = Signal()
         s3_counter_word = Signal.like(s1_word)
         m.d.sync += s3_valid.eq(s2_valid)
         with m.If(s2_valid):
-            m.d.sync += [s3_word.eq(Array(s2_groups)[s2_group]), s3_live.eq(s2_live),
-                         s3_stored.eq(s2_stored), s3_counter.eq(s2_counter),
-                         s3_counter_word.eq(s2_word)]
+            if n_groups > 1:
+                m.d.sync += s3_word.eq(Array(s2_groups)[s2_group])
+            m.d.sync += [s3_live.eq(s2_live), s3_stored.eq(s2_stored),
+                         s3_counter.eq(s2_counter), s3_counter_word.eq(s2_word)]
         m.d.sync += bus.r_ack.eq(s3_valid)
         m.d.comb += self.busy.eq(Cat(
             w1_valid, w2_valid, ram_we, copying, decided, latched, pending, s1_valid,
