@@ -464,7 +464,8 @@ def _raise_if_not_fitting(board, name, folder):
     stat = parse_yosys_stat((folder / f"{name}.rpt").read_text(errors="replace"))
     luts, ffs = count_luts_ffs(stat)
     device = board.platform.device
-    fullest = max(cells.items(), key=lambda item: item[1].percent, default=None)
+    # The logic cells: the most numerous bel, whose use is what placement is short of.
+    fullest = max(cells.items(), key=lambda item: item[1].available, default=None)
     detail = ", ".join(f"{bel} {use.used} / {use.available} ({use.percent:.0f} %)"
                        for bel, use in over.items()) or (
         f"nextpnr found no legal placement ({marker!r}) with "

@@ -269,7 +269,8 @@ def test_a_design_nextpnr_cannot_place_is_a_fit_error(tmp_path, error, detail):
     (tmp_path / "top.tim").write_text(
         "Info: Device utilisation:\n"
         f"Info: \t         ICESTORM_LC:    {used}/   5280   100%\n"
-        "Info: \t        ICESTORM_RAM:      17/     30    56%\n\n" + error + "\n")
+        "Info: \t        ICESTORM_RAM:      17/     30    56%\n"
+        "Info: \t        ICESTORM_PLL:       1/      1   100%\n\n" + error + "\n")
     (tmp_path / "top.rpt").write_text(YOSYS_STAT_NEW)
     with pytest.raises(FitError) as info:
         build_module._raise_if_not_fitting(ICEBREAKER, "top", tmp_path)
