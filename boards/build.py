@@ -59,11 +59,15 @@ class FitError(BuildError):
         nextpnr's utilisation (bel type -> :class:`Utilisation`) at the failed placement.
     luts, ffs : int
         LUT4s and flip-flops after synthesis.
+    placement : bool
+        True when no resource is short but nextpnr found no legal placement at this
+        utilisation: another placement seed may find one.
     """
 
-    def __init__(self, message, board, cells, luts, ffs):
+    def __init__(self, message, board, cells, luts, ffs, placement=False):
         super().__init__(message)
         self.board, self.cells, self.luts, self.ffs = board, cells, luts, ffs
+        self.placement = placement
 
 
 class TimingError(BuildError):
@@ -114,7 +118,7 @@ class BuildResult:
         The nextpnr seed of the placement that made the bitstream.
     seeds_tried : dict
         Every seed tried, in order, with the Fmax it reached in MHz (``None``: given up
-        after :data:`RESEED_TIMEOUT_S`).
+        after :data:`RESEED_TIMEOUT_S`; :data:`UNPLACED`: no legal placement found).
     """
     board: str
     target_mhz: float
@@ -374,6 +378,7 @@ def build_board(board, *, force=False, check_timing=True):
             except FitError as exc:
                 fit_file.write_text(json.dumps({
                     "message": str(exc), "board": exc.board, "luts": exc.luts, "ffs": exc.ffs,
+                    "placement": exc.placement,
                     "cells": {k: asdict(v) for k, v in exc.cells.items()}}, indent=1))
                 raise
             result_file.write_text(json.dumps(result.to_json(), indent=1))
@@ -391,26 +396,47 @@ def _run_build(board, name, plan, folder, digest):
     plan.extract(folder)
     started = time.monotonic()
     script = f"{plan.script}.sh"
-    _run_script(board, name, folder, script, "build.log", timeout=None)
     seeds_tried = {}
+    result = None
     for n, seed in enumerate(board.seeds):
-        if n:
-            reseed = f"reseed_{seed}.sh"
-            (folder / reseed).write_text(reseed_script((folder / script).read_text(), seed))
-            last = n == len(board.seeds) - 1
-            try:
+        last = n == len(board.seeds) - 1
+        try:
+            if n == 0:
+                _run_script(board, name, folder, script, "build.log", timeout=None)
+            else:
+                reseed = f"reseed_{seed}.sh"
+                (folder / reseed).write_text(reseed_script((folder / script).read_text(),
+                                                           seed))
                 _run_script(board, name, folder, reseed, f"build_seed_{seed}.log",
                             timeout=None if last else RESEED_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                seeds_tried[seed] = None
-                continue
+        except subprocess.TimeoutExpired:
+            seeds_tried[seed] = None
+            continue
+        except FitError as exc:
+            # Near the utilisation limit whether a legal placement is found depends on the
+            # seed; a shortage of some resource does not.
+            if not exc.placement:
+                raise
+            seeds_tried[seed] = UNPLACED
+            if last and result is not None:
+                break               # an earlier seed's placement (short of timing) stays
+            if last:
+                raise FitError(f"{exc} Placement seeds tried: {_format_seeds(seeds_tried)}.",
+                               exc.board, exc.cells, exc.luts, exc.ffs,
+                               placement=True) from None
+            continue
         result = read_build(board, name, folder, digest, time.monotonic() - started)
+        result.seed = seed          # the bitstream is the last placed seed's
         seeds_tried[seed] = result.fmax_mhz
         if result.timing_met:
             break
     result.build_seconds = time.monotonic() - started
-    result.seed, result.seeds_tried = seed, seeds_tried
+    result.seeds_tried = seeds_tried
     return result
+
+
+#: ``BuildResult.seeds_tried``'s value for a seed that found no legal placement.
+UNPLACED = "unplaced"
 
 
 def _run_script(board, name, folder, script, log_name, timeout):
@@ -472,12 +498,14 @@ def _raise_if_not_fitting(board, name, folder):
         f"{fullest[0]} {fullest[1].used} / {fullest[1].available} "
         f"({fullest[1].percent:.0f} %)" if fullest else "placement ran out of bels")
     raise FitError(f"{board.name}: the design does not fit the {device}: {detail}; "
-                   f"after synthesis {luts} LUT4 and {ffs} FF.", board.name, cells, luts, ffs)
+                   f"after synthesis {luts} LUT4 and {ffs} FF.", board.name, cells, luts, ffs,
+                   placement=not over)
 
 
 def _fit_error_from_json(data):
     cells = {k: Utilisation(**v) for k, v in data["cells"].items()}
-    return FitError(data["message"], data["board"], cells, data["luts"], data["ffs"])
+    return FitError(data["message"], data["board"], cells, data["luts"], data["ffs"],
+                    data.get("placement", False))
 
 
 def read_build(board, name, folder, digest, seconds):
@@ -552,6 +580,10 @@ def format_result(result):
 
 
 def _format_seeds(seeds_tried):
-    return ", ".join(f"{seed}: " + (f"{fmax:.2f} MHz" if fmax is not None else
-                                    f"given up after {RESEED_TIMEOUT_S} s")
-                     for seed, fmax in seeds_tried.items())
+    def outcome(fmax):
+        if fmax is None:
+            return f"given up after {RESEED_TIMEOUT_S} s"
+        if fmax == UNPLACED:
+            return "no legal placement"
+        return f"{fmax:.2f} MHz"
+    return ", ".join(f"{seed}: {outcome(fmax)}" for seed, fmax in seeds_tried.items())

@@ -304,7 +304,7 @@ def test_reseed_script_places_the_same_netlist_with_another_seed():
 
 
 def test_board_seeds_are_checked():
-    assert ULX3S.seeds == (1, 2, 3) and ICEBREAKER.seeds == (1,)
+    assert ULX3S.seeds == (1, 2, 3) and ICEBREAKER.seeds == (1, 2, 3)
     for seeds in ((), (1, 1), (-1,), ("2",)):
         with pytest.raises(ValueError, match=r"ulx3s-85f: seeds .* must be distinct integers"):
             dataclasses.replace(ULX3S, seeds=seeds)
@@ -325,6 +325,11 @@ class _FakePlan:
     ({1: 120.0, 2: 121.0, 3: 119.0, 4: 124.9}, 4, {1: 120.0, 2: 121.0, 3: 119.0, 4: 124.9}),
     # The first meets: nothing else runs.
     ({1: 125.0, 2: 130.0, 3: 130.0, 4: 130.0}, 1, {1: 125.0}),
+    # Seeds that find no legal placement give way too; the last placed one's bitstream
+    # stays when the last seed does not place.
+    ({1: "unplaced", 2: 126.0, 3: 130.0, 4: 130.0}, 2, {1: "unplaced", 2: 126.0}),
+    ({1: 120.0, 2: "unplaced", 3: 121.0, 4: "unplaced"}, 3,
+     {1: 120.0, 2: "unplaced", 3: 121.0, 4: "unplaced"}),
 ])
 def test_a_seed_that_misses_timing_gives_way_to_the_next(tmp_path, monkeypatch, fmax_by_seed,
                                                          seed, tried):
@@ -338,6 +343,8 @@ def test_a_seed_that_misses_timing_gives_way_to_the_next(tmp_path, monkeypatch, 
         placed_seed = int(text.split("--seed ")[1].split()[0])
         if fmax_by_seed[placed_seed] == "timeout":
             raise subprocess.TimeoutExpired(script, timeout)
+        if fmax_by_seed[placed_seed] == "unplaced":
+            raise FitError("no legal placement", board_.name, {}, 1, 1, placement=True)
         placed["seed"] = placed_seed
 
     def read_build(board_, name, folder, digest, seconds):
@@ -354,7 +361,10 @@ def test_a_seed_that_misses_timing_gives_way_to_the_next(tmp_path, monkeypatch, 
     expected = [("build_top.sh", True, None)] + [
         (f"reseed_{s}.sh", False, RESEED_TIMEOUT_S if s != 4 else None) for s in tried if s > 1]
     assert runs == expected
-    if len(tried) > 1:
+    if "unplaced" in tried.values():
+        assert ": no legal placement" in format_result(result)
+        assert f"the bitstream is seed {seed}'s" in format_result(result)
+    elif len(tried) > 1:
         assert "seeds      1: 120.00 MHz, 2: " in format_result(result)
         assert f"the bitstream is seed {seed}'s" in format_result(result)
         if not result.timing_met:
@@ -364,6 +374,31 @@ def test_a_seed_that_misses_timing_gives_way_to_the_next(tmp_path, monkeypatch, 
             assert f"2: given up after {RESEED_TIMEOUT_S} s" in format_result(result)
     else:
         assert "seeds" not in format_result(result)
+
+
+def test_a_design_no_seed_can_place_or_too_big_for_the_device_is_a_fit_error(tmp_path,
+                                                                                monkeypatch):
+    board = dataclasses.replace(ICEBREAKER, seeds=(1, 2))
+    runs = []
+
+    def run_script(board_, name, folder, script, log_name, timeout):
+        runs.append(script)
+        raise FitError("icebreaker: the design does not fit the iCE40UP5K: nextpnr found no "
+                       "legal placement; after synthesis 1 LUT4 and 1 FF.", board_.name, {}, 1,
+                       1, placement=placement)
+
+    monkeypatch.setattr(build_module, "_run_script", run_script)
+    placement = True
+    with pytest.raises(FitError) as info:
+        build_module._run_build(board, "top", _FakePlan(), tmp_path / "a", "d")
+    assert str(info.value).endswith("Placement seeds tried: 1: no legal placement, 2: no "
+                                    "legal placement.")
+    assert info.value.placement and runs == ["build_top.sh", "reseed_2.sh"]
+    # A resource short: no other seed is tried.
+    placement, runs[:] = False, []
+    with pytest.raises(FitError):
+        build_module._run_build(board, "top", _FakePlan(), tmp_path / "b", "d")
+    assert runs == ["build_top.sh"]
 
 
 # -- bitstreams -----------------------------------------------------------------------------
