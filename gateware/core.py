@@ -298,10 +298,9 @@ class HeraldCore(wiring.Component):
         # so that the largest end is e + 1 (e: the last in-window offset, 0 without windows).
         window_end = [derived(f"window{w}_end_at", window_start[w] + window_length[w], ow + 1)
                       for w in range(nw)]
-        # The deadline compares the time left with each window's last end (an empty window
-        # counts as ending at 1, so that the largest end is e + 1; e: the last in-window
-        # offset, 0 without windows), plus L + 4, the offset of time_left below. Valid from
-        # s + 2, taken from window_end.
+        # What the deadline compares the time left with: each window's last end (an empty
+        # window counts as ending at 1, so that the largest is e + 1; e: the last in-window
+        # offset, 0 without windows) plus L + 4. From window_end, so valid from s + 2.
         tw = ow + 2
         last_end = [derived(f"window{w}_last_end",
                             Mux(window_length[w] != 0, window_end[w] + (L + 4), 1 + (L + 4)),
@@ -311,7 +310,7 @@ class HeraldCore(wiring.Component):
         # with the timeout itself (no subtraction between the configuration and the counter),
         # so the run ends when it reaches 1 (t = s + T), and a go in cycle g, whose decision
         # falls in g + 1 + e + L, is allowed iff that is before s + T, i.e. iff
-        # time_left(g) >= e + L + 3 = every window's last_end (as above) + L + 2.
+        # time_left(g) >= e + L + 3, i.e. iff time_left(g - 2) >= every window's last_end.
         time_left = Signal(lw, reset_less=True)
         m.d.sync += time_left.eq(Mux(idle, config.timeout, time_left - 1))
         # deadline_ok: whether a go in the next cycle is allowed, from the time left a cycle
