@@ -257,6 +257,17 @@ class HeraldCore(wiring.Component):
                 m.d.sync += reg.eq(value)
             return reg
 
+        def offset_is(name, at):
+            """offset_ahead == at, as a tree of LUTs: each pair of bits compared in a net
+            that synthesis keeps, so that its mapper, which sees slack here next to the long
+            carry chains, cannot fold the comparison into a chain of 7 LUTs."""
+            pairs = []
+            for i in range(0, len(offset_ahead), 2):
+                pair = Signal(name=f"{name}_eq{i // 2}", attrs={"keep": 1})
+                m.d.comb += pair.eq(offset_ahead[i:i + 2] == at[i:i + 2])
+                pairs.append(pair)
+            return Cat(*pairs).all()
+
         def threshold(name, at):
             """For an offset ``at`` (a per-run constant), a register saying whether the next
             cycle's offset is ``at``, valid from offset 1 on, and flags for the first two
@@ -266,7 +277,7 @@ class HeraldCore(wiring.Component):
             is_zero = derived(f"{name}_zero", at == 0)
             up_to_one = derived(f"{name}_up_to_one", at <= 1)
             is_two = derived(f"{name}_two", at == 2)
-            m.d.sync += ahead.eq(Mux(strobe_time, is_two, offset_ahead == at))
+            m.d.sync += ahead.eq(Mux(strobe_time, is_two, offset_is(name, at)))
             return is_zero, up_to_one, ahead
 
         # -- per-run constants ------------------------------------------------------------------
@@ -287,57 +298,64 @@ class HeraldCore(wiring.Component):
         # so that the largest end is e + 1 (e: the last in-window offset, 0 without windows).
         window_end = [derived(f"window{w}_end_at", window_start[w] + window_length[w], ow + 1)
                       for w in range(nw)]
-        last_end = [derived(f"window{w}_last_end", Mux(window_length[w] != 0,
-                                                         window_start[w] + window_length[w], 1),
-                            ow + 1) for w in range(nw)]
+        # What the deadline compares the time left with: each window's last end (an empty
+        # window counts as ending at 1, so that the largest is e + 1; e: the last in-window
+        # offset, 0 without windows) plus L + 4. From window_end, so valid from s + 2.
+        tw = ow + 2
+        last_end = [derived(f"window{w}_last_end",
+                            Mux(window_length[w] != 0, window_end[w] + (L + 4), 1 + (L + 4)),
+                            tw) for w in range(nw)]
 
-        # Timeout and deadline, from one down-counter: time_left = T - 1 - (t - s) less L + 2,
-        # so the run ends when it reaches -L - 3 (t = s + T), and a go in cycle g, whose
-        # decision falls in g + 1 + e + L, is allowed iff that is before s + T, i.e. iff
-        # time_left(g) >= e - 1 = every window's last_end - 2.
-        time_left = Signal(signed(lw + 2), reset_less=True)
-        m.d.sync += time_left.eq(Mux(idle, config.timeout - (L + 4), time_left - 1))
+        # Timeout and deadline, from one down-counter: time_left = T - (t - s - 1), loaded
+        # with the timeout itself (no subtraction between the configuration and the counter),
+        # so the run ends when it reaches 1 (t = s + T), and a go in cycle g, whose decision
+        # falls in g + 1 + e + L, is allowed iff that is before s + T, i.e. iff
+        # time_left(g) >= e + L + 3, i.e. iff time_left(g - 2) >= every window's last_end.
+        time_left = Signal(lw, reset_less=True)
+        m.d.sync += time_left.eq(Mux(idle, config.timeout, time_left - 1))
         # deadline_ok: whether a go in the next cycle is allowed, from the time left a cycle
         # before (2 more) and the ends (valid from s + 2). Its high part is taken from the
         # cycle before too: if it was set, time_left is now at least 2**tw - 1, above every
-        # end.
-        tw = ow + 2
-        time_left_large = registered("time_left_large",
-                                     ~time_left[-1] & (time_left[tw:] != 0))
+        # end. (With a timeout, time_left never goes below 1, so it needs no sign.)
+        time_left_large = registered("time_left_large", time_left[tw:] != 0)
         deadline_ok = Signal()
-        allowed = [time_left_large | (~time_left[-1] & (time_left[:tw] >= last_end[w]))
-                   for w in range(nw)]
+        allowed = [time_left_large | (time_left[:tw] >= last_end[w]) for w in range(nw)]
         m.d.sync += deadline_ok.eq(~has_timeout | Cat(*allowed).all())
-        # The run times out a cycle after time_left reads -L - 2 (a flag registered from its
+        # The run times out a cycle after time_left reads 3 (a flag registered from its
         # next value); with T = 1 in the cycle after the start, from the configuration of the
         # start cycle.
         at_deadline = registered("at_deadline", Mux(idle, config.timeout == 2,
-                                                    time_left == -(L + 1)))
+                                                    time_left == 3))
         end_timeout_next = ~done & has_timeout & at_deadline
         quick_timeout = registered("quick_timeout", start_accept & (config.timeout == 1))
 
         # -- scheduler ------------------------------------------------------------------------
         # The slot's last offset and e + L are at least 3: whether the next cycle has them.
         slot_at = derived("slot_at", period - 1, ow + 1)
-        slot_ahead = registered("slot_ahead", ~go & ~strobe_time & (offset_ahead == slot_at))
+        slot_ahead = registered("slot_ahead", ~go & ~strobe_time & offset_is("slot", slot_at))
         slot_end_flag = registered("slot_end_flag", ~go & slot_ahead)
         decide_ahead = Signal()             # the next cycle holds the decision (from the windows)
         slot_end = Signal()
         m.d.comb += slot_end.eq(st_attempt & slot_end_flag)
         ready_prev = registered("ready_prev", self.ready)
 
-        # Attempt budgets: max_attempts - 1 less the attempt strobes so far turns negative at
-        # the last attempt's strobe (the run ends at its decision, so it goes no lower), a
-        # sign bit in place of a comparison of the attempts counter with max_attempts;
+        # Attempt budgets: max_attempts less the attempt strobes so far reaches 0 at the last
+        # attempt's strobe (the run ends at its decision, so it goes no lower): the borrow of
+        # its decrement, a sign bit in place of a comparison of the attempts counter with
+        # max_attempts. The decrement is computed from the counter alone and taken by its
+        # enable, so the strobe, with its many loads, does not start the carry chain;
         # batches count down the attempt strobes (>= 4 cycles apart). Both counters load
         # their limits from the configuration until s + 1 (the first strobe comes later),
         # under a select of their own.
         budgets_reload = registered("budgets_reload", ~running_next | start_accept, init=1)
-        attempts_left = Signal(signed(lw + 1), reset_less=True)
-        m.d.sync += attempts_left.eq(Mux(budgets_reload, max_attempts - 1,
-                                         attempts_left - attempt_now))
-        last_attempt = registered("last_attempt", has_max & attempts_left[-1])
-        attempts_before = Signal(cw, reset_less=True)
+        attempts_left = Signal(lw, reset_less=True)
+        attempts_less = Signal(signed(lw + 1))
+        m.d.comb += attempts_less.eq(attempts_left - 1)
+        with m.If(budgets_reload):
+            m.d.sync += attempts_left.eq(max_attempts)
+        with m.Elif(attempt_now):
+            m.d.sync += attempts_left.eq(attempts_less[:lw])
+        last_attempt = registered("last_attempt", has_max & attempts_less[-1])
         batch_left = Signal(lw, reset_less=True)
         # batch_hit is registered: at a slot's end it is up to date (the last attempt strobe
         # was at least 3 cycles before).
@@ -576,17 +594,38 @@ class HeraldCore(wiring.Component):
         counters_clear = registered("counters_clear", start_accept & ~stage[0])
         m.d.comb += self.counters_clear.eq(counters_clear)
 
+        def wide_counter(name, enable, clear, low, clear_to=0):
+            """A count_width counter of the cycles with ``enable``, set to ``clear_to`` (0 or
+            -1) by ``clear``, in two parts: the high one steps with a flag, registered a cycle
+            ahead, that the ``low`` bits are all ones, so no carry chain runs the whole width.
+            Returns the value and the value one step on (from the same carry chains)."""
+            lo = Signal(low, name=f"{name}_low", reset_less=True)
+            hi = Signal(cw - low, name=f"{name}_high", reset_less=True)
+            # Zero until the first clear, like the halves (the iCE40's flip-flops start at 0).
+            lo_full = Signal(name=f"{name}_low_full", reset_less=True)
+            lo_next = Signal(low)
+            hi_next = Signal(cw - low)
+            m.d.comb += [lo_next.eq(lo + 1), hi_next.eq(hi + 1)]
+            with m.If(clear):
+                m.d.sync += [lo.eq(clear_to), hi.eq(clear_to), lo_full.eq(clear_to & 1)]
+            with m.Elif(enable):
+                m.d.sync += [lo.eq(lo_next), lo_full.eq(lo == (1 << low) - 2)]
+                with m.If(lo_full):
+                    m.d.sync += hi.eq(hi_next)
+            return Cat(lo, hi), Cat(lo_next, Mux(lo_full, hi_next, hi))
+
         def count(event, port):
             increment = Signal(len(event), reset_less=True)
             m.d.sync += increment.eq(event)
             m.d.comb += port.eq(increment)
 
         # Attempts count the strobe's own cycle; the records number attempts from a register
-        # of the strobes before.
-        m.d.sync += attempts_before.eq(Mux(start_accept, 0, attempts_before + attempt_now))
+        # of the strobes before less one (the current attempt's number), and the END record
+        # takes the strobes before from that register's own next step.
+        attempt_index, attempts_before = wide_counter("attempt_index", attempt_now,
+                                                      start_accept, cw // 2, clear_to=-1)
         m.d.comb += counts.attempts.eq(attempt_now)
-        cycles = Signal(cw, reset_less=True)        # t - s - 1 while running
-        m.d.sync += cycles.eq(Mux(start_accept, 0, cycles + running))
+        cycles, _ = wide_counter("cycles", running, start_accept, 12)   # t - s - 1 if running
         count(running, counts.cycles)
         for o in range(p.n_outcomes):
             count(herald & (table_out == o + 1), counts.heralds[o])
@@ -657,7 +696,7 @@ class HeraldCore(wiring.Component):
                 slot.kind.eq(Mux(table_hit, RecordKind.HERALD, RecordKind.DIAGNOSTIC)),
                 slot.reason.eq(Reason.HERALD),
                 slot.outcome.eq(table_out),
-                slot.attempt.eq(attempts_before - 1),
+                slot.attempt.eq(attempt_index),
                 slot.start.eq(attempt_start),
             ]
             for w in range(nw):

@@ -193,22 +193,33 @@ class EventCounters(wiring.Component):
             stage = delayed
             pipeline_snaps.append(stage["snap"][0])
         addr, snap, seen, zero = (stage[k][0] for k in ("addr", "snap", "seen", "zero"))
-        # The word (from the RAM's output register, far off on the ECP5) and the gain are
-        # registered before the count_width add.
-        word = Signal(cw + w)
-        m.d.comb += word.eq(Mux(zero, 0, acc.r_data))
-        count = Signal(cw, reset_less=True)
-        gain = Signal(w, reset_less=True)
+        # The word (from the RAM's output register, far off on the ECP5) gets the gain (less
+        # than 2**w) into its low w bits first, registered with their carry; the high bits
+        # add that carry in the next cycle, so no carry chain runs count_width bits. A zeroed
+        # word is taken as read (no select before the carry chains): its high bits and carry
+        # are reset, and its low bits, the gain alone, are the residue seen.
+        word = acc.r_data
+        gain = Signal(w)
+        low = Signal(w + 1)
+        m.d.comb += [gain.eq(seen - word[cw:]), low.eq(word[:w] + gain)]
+        count_low = Signal(w, reset_less=True)
+        count_high = Signal(cw - w, reset_less=True)
+        carry = Signal(reset_less=True)
+        zero_1 = Signal(reset_less=True)
         seen_1 = Signal(w, reset_less=True)
         addr_1 = Signal(range(n), reset_less=True)
         snap_1 = Signal(reset_less=True)
-        m.d.sync += [count.eq(word[:cw]), gain.eq(seen - word[cw:]), seen_1.eq(seen),
-                     addr_1.eq(addr), snap_1.eq(snap)]
+        m.d.sync += [count_low.eq(low[:w]), carry.eq(Mux(zero, 0, low[w])),
+                     count_high.eq(Mux(zero, 0, word[w:cw])), zero_1.eq(zero),
+                     seen_1.eq(seen), addr_1.eq(addr), snap_1.eq(snap)]
         pipeline_snaps.append(snap_1)
         w_addr = Signal(range(n), reset_less=True)
         w_data = Signal(cw + w, reset_less=True)
         s_en = Signal(reset_less=True)
-        m.d.sync += [w_addr.eq(addr_1), w_data.eq(Cat((count + gain)[:cw], seen_1)), s_en.eq(snap_1)]
+        m.d.sync += [w_addr.eq(addr_1),
+                     w_data.eq(Cat(Mux(zero_1, seen_1, count_low),
+                                   (count_high + carry)[:cw - w], seen_1)),
+                     s_en.eq(snap_1)]
         m.d.comb += [
             acc.w_en.eq(1), acc.w_addr.eq(w_addr), acc.w_data.eq(w_data),
             snap_ram.w_en.eq(s_en), snap_ram.w_addr.eq(w_addr), snap_ram.w_data.eq(w_data),
