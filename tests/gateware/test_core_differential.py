@@ -13,11 +13,15 @@ CASES = [
     (CoreParameters(n_channels=2, n_windows=2), 2026, 44, 40_000, 0.03, 0.2, 1_000_000),
     (CoreParameters(n_channels=4, n_windows=1, n_outputs=2), 7, 12, 30_000, 0.05, 0.4,
      150_000),
+    # The iCEBreaker's shape with 24-bit counts: the attempt index (a 12-bit low part) and
+    # the cycle count (12-bit) carry into their high parts thousands of times per run.
+    (CoreParameters(n_channels=2, n_windows=1, n_outputs=2, offset_width=14, count_width=24,
+                    seq_width=16), 5, 16, 20_000, 0.03, 0.2, 100_000),
 ]
 
 
 @pytest.mark.parametrize("params,seed,runs,scale,click_rate,backpressure,minimum", CASES,
-                         ids=["2ch2w-1e6", "4ch1w"])
+                         ids=["2ch2w-1e6", "4ch1w", "2ch1w-24bit"])
 def test_verilated_core_matches_golden_model(params, seed, runs, scale, click_rate,
                                              backpressure, minimum, record_property):
     scenario = random_scenario(params, np.random.default_rng(seed), n_runs=runs,
