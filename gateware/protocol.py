@@ -139,6 +139,20 @@ def _times_constant(value, constant):
     return total
 
 
+def _at_least(value, bound):
+    """``value >= bound`` for a constant ``bound``, as and/or logic from the least
+    significant bit up: yosys makes a comparison a carry chain, which on the iCE40 takes a
+    logic cell per bit, and here most comparisons are against constants."""
+    if bound <= 0:
+        return Const(1)
+    if bound >= 1 << len(value):
+        return Const(0)
+    result = Const(1)            # the bits below i compare >= the bound's bits below i
+    for i in range(len(value)):
+        result = value[i] & result if bound >> i & 1 else value[i] | result
+    return result
+
+
 def engine_stats_layout():
     return data.StructLayout({name: WORD_BITS for name in (
         "rx_frames", "rx_crc_errors", "rx_errors", "rx_refused", "tx_event_frames",
@@ -342,7 +356,8 @@ class ProtocolEngine(wiring.Component):
                     m.d.sync += [
                         left.eq(length), left_last.eq(length == 1),
                         len_read_ok.eq(length == 4),
-                        len_write_ok.eq((length >= 7) & (length <= 3 + 4 * max_burst)
+                        len_write_ok.eq(_at_least(length, 7)
+                                        & ~_at_least(length, 4 + 4 * max_burst)
                                         & (length[:2] == 3)),
                         pos.eq(1), bsel.eq(0), word_end.eq(0), rx_words.eq(0),
                     ]
@@ -386,19 +401,21 @@ class ProtocolEngine(wiring.Component):
             with m.State("CHECK"):
                 m.d.sync += [
                     crc_ok.eq(rcrc == CRC_RESIDUE),
-                    count_bad.eq((count == 0) | (count > max_burst)),
+                    count_bad.eq((count == 0) | _at_least(count, max_burst + 1)),
                     read_end.eq(addr + count),
                     write_end.eq(addr + rx_words),
-                    after_lo.eq(Cat(addr >= lo for lo, _ in writable)),
-                    idle_before_hi.eq(Cat(Const(1) if hi is None else addr < hi
+                    after_lo.eq(Cat(_at_least(addr, lo) for lo, _ in writable)),
+                    idle_before_hi.eq(Cat(Const(1) if hi is None else ~_at_least(addr, hi)
                                           for _, _, hi in idle_ranges)),
                     bus_addr.eq(addr),       # the first word to read or write
                 ]
                 m.next = "CHECK_END"
             with m.State("CHECK_END"):
-                m.d.sync += [read_bad.eq(count_bad | (read_end > regmap.size)),
-                             before_hi.eq(Cat(write_end <= hi for _, hi in writable)),
-                             idle_after_lo.eq(Cat(Const(1) if lo is None else write_end > lo
+                m.d.sync += [read_bad.eq(count_bad | _at_least(read_end, regmap.size + 1)),
+                             before_hi.eq(Cat(~_at_least(write_end, hi + 1)
+                                              for _, hi in writable)),
+                             idle_after_lo.eq(Cat(Const(1) if lo is None
+                                                  else _at_least(write_end, lo + 1)
                                                   for _, lo, _ in idle_ranges))]
                 m.next = "CHECK_RANGE"
             with m.State("CHECK_RANGE"):
@@ -564,8 +581,8 @@ class ProtocolEngine(wiring.Component):
                 with m.If(resp_req):
                     m.next = "RESPONSE"
                 with m.Elif(events.level != 0):
-                    m.d.sync += n_events.eq(Mux(events.level > n_per_frame, n_per_frame,
-                                                events.level))
+                    m.d.sync += n_events.eq(Mux(_at_least(events.level, n_per_frame + 1),
+                                                n_per_frame, events.level))
                     m.next = "EVENTS"
             with m.State("RESPONSE"):
                 # READ_DATA: TAG ADDR[2] + count words; WRITE_ACK: TAG ADDR[2] COUNT;

@@ -2,10 +2,12 @@
 simulator: requests, errors, atomic writes, resynchronisation."""
 
 import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from heraldry.gateware.protocol import ErrorCode, FrameType
+from heraldry.gateware.protocol import ErrorCode, FrameType, _at_least
 from heraldry.gateware.regmap import ID_WORDS, MAGIC, SocParameters
 from heraldry.host.framing import FrameDecoder, encode_frame
 from heraldry.host.simlink import SimTransport
@@ -268,3 +270,19 @@ def test_writes_while_a_run_is_active_are_refused_exactly():
                         ("after START", True)]
     assert log["holdoff"] == 7          # from the write sampled at E + 1, not the last one
     assert log["refused"] == 4          # exactly the refused requests
+
+
+def test_constant_comparison_logic_matches_the_operator():
+    """_at_least (the engine's comparisons with constants, as logic) against ``>=`` for
+    every 6-bit value and every bound from below zero to beyond the value's range."""
+    value = Signal(6)
+    bounds = range(-1, 66)
+    outs = [_at_least(value, bound) for bound in bounds]
+    sim = Simulator(Module())
+
+    async def check(ctx):
+        for v in range(64):
+            ctx.set(value, v)
+            assert [ctx.get(out) for out in outs] == [int(v >= b) for b in bounds], v
+    sim.add_testbench(check)
+    sim.run()
