@@ -241,7 +241,9 @@ class ProtocolEngine(wiring.Component):
         # One address register for the receiver's writes and the transmitter's reads (the
         # receiver waits while a response is read): set when a request's checks begin, it
         # moves on after every access.
-        bus_addr = Signal(ADDR_WIDTH)
+        # Only addresses inside the map reach the bus: the bits above them stay zero.
+        map_bits = max(1, (regmap.size - 1).bit_length())
+        bus_addr = Signal(map_bits)
         m.d.comb += bus.addr.eq(bus_addr)
         with m.If(bus.r_stb | bus.w_stb):
             m.d.sync += bus_addr.eq(bus_addr + 1)
@@ -285,8 +287,10 @@ class ProtocolEngine(wiring.Component):
         crc_idx = Signal(2)
         crc_ok = Signal()
         count_bad = Signal()
-        read_end = Signal(ADDR_WIDTH + 1)
-        write_end = Signal(ADDR_WIDTH + 1)
+        # Ends of the access from the address's bits inside the map; addr_out covers the rest.
+        addr_out = Signal()          # the address lies beyond the map's address bits
+        read_end = Signal(max(map_bits, 8) + 1)
+        write_end = Signal(max(map_bits, len(Signal(range(max_burst + 1)))) + 1)
         writable = regmap.ranges(lambda r: r.access.writable)
         after_lo = Signal(len(writable))     # addr is in or after writable range i
         before_hi = Signal(len(writable))    # the write ends in or before it
@@ -309,7 +313,7 @@ class ProtocolEngine(wiring.Component):
         exec_idx = Signal(range(max_burst + 1))     # write words applied
         exec_left = Signal(range(max_burst + 1))    # write words still to apply
         exec_last = Signal()
-        left = Signal(16)            # payload bytes still to come
+        left = Signal(range(4 + 4 * max_burst))     # payload bytes still to come (once valid)
 
         m.submodules.write_buffer = buffer = BlockRAM(WORD_BITS, max(2, max_burst))
         # The buffer's output holds the word being written.
@@ -402,8 +406,9 @@ class ProtocolEngine(wiring.Component):
                 m.d.sync += [
                     crc_ok.eq(rcrc == CRC_RESIDUE),
                     count_bad.eq((count == 0) | _at_least(count, max_burst + 1)),
-                    read_end.eq(addr + count),
-                    write_end.eq(addr + rx_words),
+                    addr_out.eq(addr[map_bits:].any()),
+                    read_end.eq(addr[:map_bits] + count),
+                    write_end.eq(addr[:map_bits] + rx_words),
                     after_lo.eq(Cat(_at_least(addr, lo) for lo, _ in writable)),
                     idle_before_hi.eq(Cat(Const(1) if hi is None else ~_at_least(addr, hi)
                                           for _, _, hi in idle_ranges)),
@@ -411,7 +416,8 @@ class ProtocolEngine(wiring.Component):
                 ]
                 m.next = "CHECK_END"
             with m.State("CHECK_END"):
-                m.d.sync += [read_bad.eq(count_bad | _at_least(read_end, regmap.size + 1)),
+                m.d.sync += [read_bad.eq(count_bad | addr_out
+                                         | _at_least(read_end, regmap.size + 1)),
                              before_hi.eq(Cat(~_at_least(write_end, hi + 1)
                                               for _, hi in writable)),
                              idle_after_lo.eq(Cat(Const(1) if lo is None
@@ -420,7 +426,7 @@ class ProtocolEngine(wiring.Component):
                 m.next = "CHECK_RANGE"
             with m.State("CHECK_RANGE"):
                 # A write is applied only if all its words lie in one writable range.
-                m.d.sync += [bad_addr.eq((after_lo & before_hi) == 0),
+                m.d.sync += [bad_addr.eq(((after_lo & before_hi) == 0) | addr_out),
                              refused.eq((Cat(after_lo[i] & before_hi[i]
                                              for i, _, _ in idle_ranges)
                                          & idle_before_hi & idle_after_lo).any()

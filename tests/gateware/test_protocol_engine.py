@@ -80,6 +80,21 @@ def test_corrupted_write_is_rejected_whole(link):
     assert words(resp[1]) == [5]
 
 
+def test_addresses_beyond_the_map_bits_do_not_alias(link):
+    """The engine drives only the address bits the map needs: a request whose address has
+    higher bits set is refused whole, even where its low bits name a register."""
+    base = link.regmap["config.holdoff"].addr
+    link(write_req(20, base, [5]))
+    bits = (link.regmap.size - 1).bit_length()
+    for high in (1 << bits, 0x8000):
+        assert link(write_req(21, base | high, [66])) == [
+            (FrameType.ERROR, bytes((21, ErrorCode.BAD_ADDRESS)))]
+        assert link(read_req(22, base | high, 1)) == [
+            (FrameType.ERROR, bytes((22, ErrorCode.BAD_ADDRESS)))]
+    (resp,) = link(read_req(23, base, 1))
+    assert words(resp[1]) == [5]
+
+
 def test_write_touching_read_only_register_is_not_applied(link):
     regmap = link.regmap
     # A writable register followed by a read-only one (the last configuration register and
