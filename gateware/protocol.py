@@ -52,6 +52,8 @@ cycle, and none lands during a run.
 """
 
 import enum
+import functools
+import operator
 import zlib
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -59,7 +61,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .memory import BlockRAM
-from .regbank import ADDR_WIDTH, BusSignature, fanout_copies
+from .regbank import ADDR_WIDTH, BusSignature
 from .regmap import WORD_BITS, RegisterMap
 
 __all__ = ["SYNC", "FrameType", "ErrorCode", "crc32", "CRC_INIT", "CRC_POLY", "CRC_RESIDUE",
@@ -476,51 +478,95 @@ class ProtocolEngine(wiring.Component):
             m.d.sync += rcrc.eq(Mux(hunting, CRC_INIT, _crc32_update(rcrc, byte)))
 
         # -- transmitter ----------------------------------------------------------------------
-        # A frame's first bytes (SYNC, TYPE, LEN, header) are put in a shift register `pre`
-        # when the frame is chosen, each element (bus word or record) is loaded whole into
-        # `elem` and shifted out, and the CRC bytes come from tcrc. The phase flags say which
-        # one feeds a two-byte queue in front of tx; the queue takes a byte whenever it held
-        # fewer than two in the previous cycle, so every shift enable is a function of
-        # flip-flops only (and the wide ones come from copies of them). The state machine
-        # only counts and moves the flags, and every end condition is a register.
+        # The byte to push next waits in `head`, and a one-hot pointer `sel` names the byte
+        # loaded into `head` when it is pushed (or empty): a header position, read from
+        # registers that hold still during the frame (the receiver's tag, address, count,
+        # code; n_events; tlen), or a byte of the element, read from the bus word or FIFO
+        # record that holds still until the next access. Nothing wide is loaded: the
+        # multiplexer lies between the pointer's flip-flops and `head`. The CRC bytes come
+        # from tcrc. A two-byte queue in front of tx takes a byte whenever it held fewer
+        # than two in the previous cycle, so the enables are functions of flip-flops; the
+        # state machine only starts the runs (header, each element) and counts them.
         queue = [Signal(8, name=f"tx_queue{i}") for i in range(2)]
         queued = Signal(range(3))
         m.d.comb += [tx.payload.eq(queue[0]), tx.valid.eq(queued != 0)]
-        in_pre = Signal()
-        in_elem = Signal()
+        head = Signal(8)
+        head_ok = Signal()           # `head` holds a byte to push
+        head_sync = Signal()         # ... the frame's SYNC, which the CRC leaves out
+        filling = Signal()           # `sel` names a byte of the current run
         in_crc = Signal()
         space = Signal()
         push = Signal()
         pop = Signal()
+        advance = Signal()           # `head` takes the byte `sel` names
         m.d.comb += [
             space.eq(queued != 2),
-            push.eq((in_pre | in_elem | in_crc) & space),
+            push.eq((head_ok | in_crc) & space),
             pop.eq((queued != 0) & tx.ready),
+            advance.eq(filling & (~head_ok | space)),
         ]
 
         is_resp = Signal()
-        pre = Signal(8 * 8)
-        pre_left = Signal(range(9))  # bytes of `pre` still to push
-        pre_last = Signal()          # pre_left == 1
-        pre_first = Signal()         # the next byte is SYNC, which the CRC leaves out
-        n_left = Signal(8)           # elements (words or records) still to push
+        resp_addr = Signal()         # READ_DATA or WRITE_ACK: the header carries the address
+        n_left = Signal(8)           # elements (words or records) still to fetch
         no_elems = Signal()          # n_left == 0
         n_last = Signal()            # n_left == 1
         n_events = Signal(8)
         from_bus = Signal()
-        elem_bits = max(WORD_BITS, 8 * rb)
-        elem = [Signal(min(WORD_BITS, elem_bits - lo), name=f"elem{lo // WORD_BITS}")
-                for lo in range(0, elem_bits, WORD_BITS)]
-        elem_left = Signal(range(max(rb, 4) + 1))   # bytes of the element still to push
-        elem_last = Signal()         # elem_left == 1
+        tlen = Signal(range(max(4 + 4 * max_burst, 2 + n_per_frame * rb)))  # frame LEN
         tcrc = Signal(32)
         tcrc_idx = Signal(2)
         crc_byte = Signal(8)         # the byte pushed last, into the CRC in this cycle
         crc_pending = Signal()
 
+        # The byte positions `sel` walks: the header (SYNC TYPE LEN[2] TAG|N ADDR|CODE
+        # ADDR COUNT, as long as the frame's kind has), then the bytes of `elem_word`. An
+        # element reaches `elem_word` word by word, picked by the one-hot `wsel`: two
+        # registered steps, so that the block RAM's output passes few logic levels.
+        def any_of(terms):
+            return functools.reduce(operator.or_, terms)
+
+        n_words = -(-max(rb, 4) // 4)
+        record = events.data.as_value()
+        record = Cat(record, Const(0, 32 * n_words - len(record)))
+        words = [Mux(from_bus, bus.r_data, record[:32])] + [
+            record[32 * k:32 * (k + 1)] for k in range(1, n_words)]
+        elem_word = Signal(32)
+        wsel = Signal(n_words)       # one-hot: the word `elem_word` takes next
+        wlast = Signal()             # `elem_word` holds the element's last word
+        ftype = Mux(is_resp, Mux(resp_addr, Mux(from_bus, FrameType.READ_DATA,
+                                                 FrameType.WRITE_ACK), FrameType.ERROR),
+                    FrameType.EVENTS)
+        header = [Const(SYNC, 8), ftype, tlen[:8], tlen[8:],
+                  Mux(is_resp, tag, n_events), Mux(resp_addr, addr[:8], code), addr[8:],
+                  rx_words]
+        sources = header + [elem_word.word_select(k, 8) for k in range(4)]
+        H0, E0 = 0, len(header)
+        sel = Signal(len(sources))
+        # The run's last byte: the header's (by kind) or the element's.
+        run_last = Signal()
+        m.d.comb += run_last.eq(
+            (sel[H0 + 4] & ~is_resp) | (sel[H0 + 5] & is_resp & ~resp_addr)
+            | (sel[H0 + 6] & resp_addr & from_bus) | (sel[H0 + 7])
+            | (wlast & Mux(from_bus, sel[E0 + 3], sel[E0 + (rb - 1) % 4])))
+        load_word = Signal()         # the element's first word, or with its last byte
+        priming = Signal()
+        m.d.comb += load_word.eq(priming | (advance & sel[E0 + 3]))
+        with m.If(load_word):
+            m.d.sync += [elem_word.eq(any_of(wsel[k].replicate(32) & word
+                                             for k, word in enumerate(words))),
+                         wsel.eq(wsel << 1), wlast.eq(from_bus | wsel[n_words - 1])]
+        with m.If(advance):
+            m.d.sync += [head.eq(any_of(sel[i].replicate(8) & source
+                                        for i, source in enumerate(sources))),
+                         head_ok.eq(1), head_sync.eq(sel[H0]),
+                         # the element's bytes go round, a word at a time
+                         sel.eq((sel << 1) | (sel[E0 + 3] << E0)), filling.eq(~run_last)]
+        with m.Elif(space):
+            m.d.sync += head_ok.eq(0)
+
         byte = Signal(8)
-        m.d.comb += byte.eq(Mux(in_pre, pre[:8],
-                                Mux(in_elem, elem[0][:8], ~tcrc.word_select(tcrc_idx, 8))))
+        m.d.comb += byte.eq(Mux(in_crc, ~tcrc.word_select(tcrc_idx, 8), head))
         with m.If(push & ~pop):
             with m.If(queued == 0):
                 m.d.sync += queue[0].eq(byte)
@@ -531,54 +577,20 @@ class ProtocolEngine(wiring.Component):
             m.d.sync += [queue[0].eq(queue[1]), queued.eq(queued - 1)]
         with m.Elif(push & pop):     # one byte queued: it leaves, the new one takes its place
             m.d.sync += queue[0].eq(byte)
-        m.d.sync += crc_pending.eq(push & ~in_crc & ~(in_pre & pre_first))
+        m.d.sync += crc_pending.eq(push & ~in_crc & ~head_sync)
         with m.If(push):
             m.d.sync += crc_byte.eq(byte)
-        with m.If(pre_first):
+        with m.If(head_sync):
             m.d.sync += tcrc.eq(CRC_INIT)
         with m.Elif(crc_pending):
             m.d.sync += tcrc.eq(_crc32_update(tcrc, crc_byte))
-        with m.If(in_pre & space):
-            m.d.sync += [pre.eq(pre >> 8), pre_left.eq(pre_left - 1),
-                         pre_last.eq(pre_left == 2), pre_first.eq(0)]
         with m.If(in_crc & space):
             m.d.sync += tcrc_idx.eq(tcrc_idx + 1)
-
-        # `elem` loads and shifts by 32-bit parts, each with its own copies of the enables.
-        # It is in use from its load to the push of its last byte.
-        elem_load_next = Signal()
-        elem_load = Signal()
-        in_elem_next = Signal()
-        m.d.comb += in_elem_next.eq(elem_load | (in_elem & ~(space & elem_last)))
-        m.d.sync += [elem_load.eq(elem_load_next), in_elem.eq(in_elem_next)]
-        queued_next = Signal.like(queued)
-        m.d.comb += queued_next.eq(queued + push - pop)
-        loads = fanout_copies(m, platform, elem_load_next, len(elem), "elem_load")
-        shifts = fanout_copies(m, platform, in_elem_next & (queued_next != 2), len(elem),
-                               "elem_shift")
-        record = events.data.as_value()
-        for k, part in enumerate(elem):
-            lo = k * WORD_BITS
-            following = elem[k + 1][:8] if k + 1 < len(elem) else Const(0, 8)
-            source = record[lo:lo + len(part)]
-            if k == 0:
-                source = Mux(from_bus, bus.r_data, source)
-            with m.If(loads[k]):
-                m.d.sync += part.eq(source)
-            with m.Elif(shifts[k]):
-                m.d.sync += part.eq(Cat(part[8:], following))
-        with m.If(in_elem & space):
-            m.d.sync += [elem_left.eq(elem_left - 1), elem_last.eq(elem_left == 2)]
         ack = Signal()
         m.d.comb += ack.eq(Mux(from_bus, bus.r_ack, events.valid))
 
-        def start_frame():
-            m.d.sync += [in_pre.eq(1), pre_last.eq(0), pre_first.eq(1)]
-            m.next = "PRE"
-
-        def end_payload():
-            m.d.sync += in_pre.eq(0)
-            m.next = "CRC_PREP"
+        def start_run(position):
+            m.d.sync += [sel.eq(1 << position), filling.eq(1)]
 
         tx_idle = Signal()
         with m.FSM(name="tx_fsm"):
@@ -593,41 +605,30 @@ class ProtocolEngine(wiring.Component):
             with m.State("RESPONSE"):
                 # READ_DATA: TAG ADDR[2] + count words; WRITE_ACK: TAG ADDR[2] COUNT;
                 # ERROR: TAG CODE.
-                resp_type = Signal(8)
-                resp_len = Signal(16)
-                m.d.comb += [
-                    resp_type.eq(Mux(resp_read, FrameType.READ_DATA,
-                                     Mux(resp_ack, FrameType.WRITE_ACK, FrameType.ERROR))),
-                    resp_len.eq(Mux(resp_read, 3 + (count << 2), Mux(resp_ack, 4, 2))),
-                ]
-                header = Cat(tag, Mux(resp_read | resp_ack, addr[:8], code), addr[8:],
-                             rx_words)
                 m.d.sync += [
-                    is_resp.eq(1),
-                    pre.eq(Cat(Const(SYNC, 8), resp_type, resp_len, header)),
-                    pre_left.eq(Mux(resp_read, 7, Mux(resp_ack, 8, 6))),
-                    n_left.eq(Mux(resp_read, count, 0)), no_elems.eq(~resp_read),
-                    n_last.eq(resp_read & (count == 1)), from_bus.eq(1),
+                    is_resp.eq(1), resp_addr.eq(resp_read | resp_ack), from_bus.eq(resp_read),
+                    tlen.eq(Mux(resp_read, Cat(Const(3, 2), count), Mux(resp_ack, 4, 2))),
+                    n_left.eq(count), no_elems.eq(~resp_read), n_last.eq(count == 1),
                 ]
-                start_frame()
+                start_run(H0)
+                m.next = "HEADER"
             with m.State("EVENTS"):
-                length = Signal(16)
-                m.d.comb += length.eq(1 + _times_constant(n_events, rb))
                 m.d.sync += [
-                    is_resp.eq(0),
-                    pre.eq(Cat(Const(SYNC, 8), Const(FrameType.EVENTS, 8), length, n_events)),
-                    pre_left.eq(5), n_left.eq(n_events), no_elems.eq(0),
-                    n_last.eq(n_events == 1), from_bus.eq(0),
+                    is_resp.eq(0), resp_addr.eq(0), from_bus.eq(0),
+                    tlen.eq(1 + _times_constant(n_events, rb)),
+                    n_left.eq(n_events), no_elems.eq(0), n_last.eq(n_events == 1),
                     stats.tx_event_frames.eq(stats.tx_event_frames + 1),
                     stats.tx_records.eq(stats.tx_records + n_events),
                 ]
-                start_frame()
-            with m.State("PRE"):
-                with m.If(space & pre_last):
+                start_run(H0)
+                m.next = "HEADER"
+            # A run's bytes are all in `head` or behind it once `filling` drops: the next
+            # element is fetched while the last bytes are pushed.
+            with m.State("HEADER"):
+                with m.If(~filling):
                     with m.If(no_elems):
-                        end_payload()
+                        m.next = "DRAIN"
                     with m.Else():
-                        m.d.sync += in_pre.eq(0)
                         m.next = "FETCH"
             with m.State("FETCH"):
                 with m.If(from_bus):
@@ -635,24 +636,26 @@ class ProtocolEngine(wiring.Component):
                 with m.Else():
                     m.d.sync += events.pop.eq(1)
                 m.next = "WAIT"
+            # The word or record stays at the bus or FIFO output until the next access.
             with m.State("WAIT"):
                 with m.If(ack):
-                    m.next = "LOAD"
-            # The word or record stays at the bus or FIFO output until the next access.
-            with m.State("LOAD"):
-                m.d.comb += elem_load_next.eq(1)
-                m.d.sync += [elem_left.eq(Mux(from_bus, 4, rb)),
-                             elem_last.eq(Mux(from_bus, 0, rb == 1))]
-                m.next = "LOADING"
-            with m.State("LOADING"):
+                    m.d.sync += wsel.eq(1)
+                    m.next = "PRIME"
+            with m.State("PRIME"):
+                m.d.comb += priming.eq(1)
+                start_run(E0)
                 m.next = "ELEM"
             with m.State("ELEM"):
-                with m.If(space & elem_last):
+                with m.If(~filling):
                     m.d.sync += [n_left.eq(n_left - 1), n_last.eq(n_left == 2)]
                     with m.If(n_last):
-                        end_payload()
+                        m.next = "DRAIN"
                     with m.Else():
                         m.next = "FETCH"
+            with m.State("DRAIN"):
+                # Until the payload's last byte is pushed; then it goes into the CRC.
+                with m.If(~head_ok | space):
+                    m.next = "CRC_PREP"
             with m.State("CRC_PREP"):
                 # The last payload byte goes into the CRC in this cycle.
                 m.d.sync += [tcrc_idx.eq(0), in_crc.eq(1)]
