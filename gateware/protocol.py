@@ -313,18 +313,19 @@ class ProtocolEngine(wiring.Component):
         code = Signal(8)
         rx_words = Signal(range(max_burst + 1))     # write words received
         exec_idx = Signal(range(max_burst + 1))     # write words applied
-        exec_left = Signal(range(max_burst + 1))    # write words still to apply
-        exec_last = Signal()
+        exec_last = Signal()         # the word being applied is the last
         left = Signal(range(4 + 4 * max_burst))     # payload bytes still to come (once valid)
 
         m.submodules.write_buffer = buffer = BlockRAM(WORD_BITS, max(2, max_burst))
         # The buffer's output holds the word being written.
         m.d.comb += bus.w_data.eq(buffer.r_data)
+        # A word is written the cycle after its last byte, at rx_words, which counts it then.
         buffer_we = Signal()
-        buffer_addr = Signal.like(buffer.w_addr)
         m.d.sync += buffer_we.eq(0)
-        m.d.comb += [buffer.w_en.eq(buffer_we), buffer.w_addr.eq(buffer_addr),
+        m.d.comb += [buffer.w_en.eq(buffer_we), buffer.w_addr.eq(rx_words),
                      buffer.w_data.eq(word)]
+        with m.If(buffer_we):
+            m.d.sync += rx_words.eq(rx_words + 1)
 
         def respond(type_):
             m.d.sync += [resp_req.eq(1), resp_read.eq(type_ == FrameType.READ_DATA),
@@ -393,8 +394,7 @@ class ProtocolEngine(wiring.Component):
                                      word_end.eq(bsel == 2)]
                         # Last byte of a word: buffer it (from registers, next cycle).
                         with m.If(is_write & word_end):
-                            m.d.sync += [buffer_we.eq(1), buffer_addr.eq(rx_words),
-                                         rx_words.eq(rx_words + 1)]
+                            m.d.sync += buffer_we.eq(1)
                     with m.If(left_last):
                         m.d.sync += crc_idx.eq(0)
                         m.next = "CRC"
@@ -448,17 +448,16 @@ class ProtocolEngine(wiring.Component):
                 with m.Elif(refused):
                     fail(stats.rx_refused, ErrorCode.RUN_ACTIVE)
                 with m.Else():
-                    m.d.sync += [exec_idx.eq(0), exec_left.eq(rx_words)]
+                    m.d.sync += exec_idx.eq(0)
                     m.next = "EXEC_FETCH"
             # Apply the buffered write word by word; nothing can interrupt it.
             with m.State("EXEC_FETCH"):
                 m.d.comb += [buffer.r_addr.eq(exec_idx), buffer.r_en.eq(1)]
-                m.d.sync += exec_last.eq(exec_left == 1)
+                m.d.sync += exec_last.eq(exec_idx + 1 == rx_words)
                 m.next = "EXEC_WRITE"
             with m.State("EXEC_WRITE"):
                 with m.If(buffer.r_valid):
-                    m.d.sync += [bus.w_stb.eq(1), exec_idx.eq(exec_idx + 1),
-                                 exec_left.eq(exec_left - 1)]
+                    m.d.sync += [bus.w_stb.eq(1), exec_idx.eq(exec_idx + 1)]
                     m.next = "EXEC_ACK"
             with m.State("EXEC_ACK"):
                 with m.If(bus.w_ack):
@@ -481,7 +480,7 @@ class ProtocolEngine(wiring.Component):
         # The byte to push next waits in `head`, and a one-hot pointer `sel` names the byte
         # loaded into `head` when it is pushed (or empty): a header position, read from
         # registers that hold still during the frame (the receiver's tag, address, count,
-        # code; n_events; tlen), or a byte of the element, read from the bus word or FIFO
+        # code; n_left; tlen), or a byte of the element, read from the bus word or FIFO
         # record that holds still until the next access. Nothing wide is loaded: the
         # multiplexer lies between the pointer's flip-flops and `head`. The CRC bytes come
         # from tcrc. A two-byte queue in front of tx takes a byte whenever it held fewer
@@ -508,10 +507,11 @@ class ProtocolEngine(wiring.Component):
 
         is_resp = Signal()
         resp_addr = Signal()         # READ_DATA or WRITE_ACK: the header carries the address
-        n_left = Signal(8)           # elements (words or records) still to fetch
-        no_elems = Signal()          # n_left == 0
+        # Elements (words or records) still to send; an event frame's record count N until
+        # the header is out.
+        n_left = Signal(8)
+        no_elems = Signal()          # no elements (an ERROR or WRITE_ACK)
         n_last = Signal()            # n_left == 1
-        n_events = Signal(8)
         from_bus = Signal()
         tlen = Signal(range(max(4 + 4 * max_burst, 2 + n_per_frame * rb)))  # frame LEN
         tcrc = Signal(32)
@@ -538,7 +538,7 @@ class ProtocolEngine(wiring.Component):
                                                  FrameType.WRITE_ACK), FrameType.ERROR),
                     FrameType.EVENTS)
         header = [Const(SYNC, 8), ftype, tlen[:8], tlen[8:],
-                  Mux(is_resp, tag, n_events), Mux(resp_addr, addr[:8], code), addr[8:],
+                  Mux(is_resp, tag, n_left), Mux(resp_addr, addr[:8], code), addr[8:],
                   rx_words]
         sources = header + [elem_word.word_select(k, 8) for k in range(4)]
         H0, E0 = 0, len(header)
@@ -599,8 +599,9 @@ class ProtocolEngine(wiring.Component):
                 with m.If(resp_req):
                     m.next = "RESPONSE"
                 with m.Elif(events.level != 0):
-                    m.d.sync += n_events.eq(Mux(_at_least(events.level, n_per_frame + 1),
-                                                n_per_frame, events.level))
+                    m.d.sync += [n_left.eq(Mux(_at_least(events.level, n_per_frame + 1),
+                                               n_per_frame, events.level)),
+                                 n_last.eq(events.level == 1)]
                     m.next = "EVENTS"
             with m.State("RESPONSE"):
                 # READ_DATA: TAG ADDR[2] + count words; WRITE_ACK: TAG ADDR[2] COUNT;
@@ -615,10 +616,9 @@ class ProtocolEngine(wiring.Component):
             with m.State("EVENTS"):
                 m.d.sync += [
                     is_resp.eq(0), resp_addr.eq(0), from_bus.eq(0),
-                    tlen.eq(1 + _times_constant(n_events, rb)),
-                    n_left.eq(n_events), no_elems.eq(0), n_last.eq(n_events == 1),
+                    tlen.eq(1 + _times_constant(n_left, rb)), no_elems.eq(0),
                     stats.tx_event_frames.eq(stats.tx_event_frames + 1),
-                    stats.tx_records.eq(stats.tx_records + n_events),
+                    stats.tx_records.eq(stats.tx_records + n_left),
                 ]
                 start_run(H0)
                 m.next = "HEADER"
