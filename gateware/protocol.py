@@ -283,7 +283,7 @@ class ProtocolEngine(wiring.Component):
         tag = Signal(8)
         addr = Signal(ADDR_WIDTH)
         count = Signal(8)
-        word = Signal(WORD_BITS)
+        word = Signal(WORD_BITS - 8)     # the bytes before the one taken now
         bsel = Signal(2)             # data bytes received, modulo 4
         word_end = Signal()          # bsel == 3: the next data byte completes a word
         crc_idx = Signal(2)
@@ -319,11 +319,10 @@ class ProtocolEngine(wiring.Component):
         m.submodules.write_buffer = buffer = BlockRAM(WORD_BITS, max(2, max_burst))
         # The buffer's output holds the word being written.
         m.d.comb += bus.w_data.eq(buffer.r_data)
-        # A word is written the cycle after its last byte, at rx_words, which counts it then.
+        # A word is written as its last byte is taken, at rx_words, which counts it.
         buffer_we = Signal()
-        m.d.sync += buffer_we.eq(0)
         m.d.comb += [buffer.w_en.eq(buffer_we), buffer.w_addr.eq(rx_words),
-                     buffer.w_data.eq(word)]
+                     buffer.w_data.eq(Cat(word, byte))]
         with m.If(buffer_we):
             m.d.sync += rx_words.eq(rx_words + 1)
 
@@ -392,9 +391,9 @@ class ProtocolEngine(wiring.Component):
                     with m.If(pos[3]):
                         m.d.sync += [count.eq(byte), bsel.eq(bsel + 1),
                                      word_end.eq(bsel == 2)]
-                        # Last byte of a word: buffer it (from registers, next cycle).
+                        # Last byte of a word: buffer it (from registers, this cycle).
                         with m.If(is_write & word_end):
-                            m.d.sync += buffer_we.eq(1)
+                            m.d.comb += buffer_we.eq(1)
                     with m.If(left_last):
                         m.d.sync += crc_idx.eq(0)
                         m.next = "CRC"
@@ -516,8 +515,6 @@ class ProtocolEngine(wiring.Component):
         tlen = Signal(range(max(4 + 4 * max_burst, 2 + n_per_frame * rb)))  # frame LEN
         tcrc = Signal(32)
         tcrc_idx = Signal(2)
-        crc_byte = Signal(8)         # the byte pushed last, into the CRC in this cycle
-        crc_pending = Signal()
 
         # The byte positions `sel` walks: the header (SYNC TYPE LEN[2] TAG|N ADDR|CODE
         # ADDR COUNT, as long as the frame's kind has), then the bytes of `elem_word`. An
@@ -577,13 +574,11 @@ class ProtocolEngine(wiring.Component):
             m.d.sync += [queue[0].eq(queue[1]), queued.eq(queued - 1)]
         with m.Elif(push & pop):     # one byte queued: it leaves, the new one takes its place
             m.d.sync += queue[0].eq(byte)
-        m.d.sync += crc_pending.eq(push & ~in_crc & ~head_sync)
-        with m.If(push):
-            m.d.sync += crc_byte.eq(byte)
+        # A byte goes into the CRC as it leaves `head`, the SYNC excepted.
         with m.If(head_sync):
             m.d.sync += tcrc.eq(CRC_INIT)
-        with m.Elif(crc_pending):
-            m.d.sync += tcrc.eq(_crc32_update(tcrc, crc_byte))
+        with m.Elif(head_ok & space):
+            m.d.sync += tcrc.eq(_crc32_update(tcrc, head))
         with m.If(in_crc & space):
             m.d.sync += tcrc_idx.eq(tcrc_idx + 1)
         ack = Signal()
@@ -653,13 +648,10 @@ class ProtocolEngine(wiring.Component):
                     with m.Else():
                         m.next = "FETCH"
             with m.State("DRAIN"):
-                # Until the payload's last byte is pushed; then it goes into the CRC.
+                # Until the payload's last byte is pushed, and into the CRC.
                 with m.If(~head_ok | space):
-                    m.next = "CRC_PREP"
-            with m.State("CRC_PREP"):
-                # The last payload byte goes into the CRC in this cycle.
-                m.d.sync += [tcrc_idx.eq(0), in_crc.eq(1)]
-                m.next = "CRC"
+                    m.d.sync += [tcrc_idx.eq(0), in_crc.eq(1)]
+                    m.next = "CRC"
             with m.State("CRC"):
                 with m.If(space & (tcrc_idx == CRC_BYTES - 1)):
                     m.d.comb += resp_done.eq(is_resp)
@@ -667,5 +659,5 @@ class ProtocolEngine(wiring.Component):
                     m.next = "IDLE"
 
         m.d.comb += self.busy.eq(~hunting | byte_valid | ~tx_idle | (queued != 0) | bus.r_stb
-                                 | bus.w_stb | events.pop | buffer_we | crc_pending)
+                                 | bus.w_stb | events.pop)
         return m
