@@ -596,7 +596,7 @@ class ProtocolEngine(wiring.Component):
                 with m.Elif(events.level != 0):
                     m.d.sync += [n_left.eq(Mux(_at_least(events.level, n_per_frame + 1),
                                                n_per_frame, events.level)),
-                                 n_last.eq(events.level == 1)]
+                                 n_last.eq((events.level == 1) | (n_per_frame == 1))]
                     m.next = "EVENTS"
             with m.State("RESPONSE"):
                 # READ_DATA: TAG ADDR[2] + count words; WRITE_ACK: TAG ADDR[2] COUNT;
