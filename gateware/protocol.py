@@ -227,10 +227,10 @@ class ProtocolEngine(wiring.Component):
         })
 
     def elaborate(self, platform):
-        # Timing (200 MHz on the ECP5): decisions are taken on registered flags; lengths,
-        # address checks and counter ends are computed a state ahead; the received CRC is
-        # checked against the CRC-32 residue (no byte compare); memory reads come from
-        # registered block RAM outputs; wide registers have their enables in flip-flops.
+        # Timing on the ECP5: decisions are taken on registered flags; lengths, address
+        # checks and counter ends are computed a state ahead; the received CRC is checked
+        # against the CRC-32 residue (no byte compare); memory reads come from registered
+        # block RAM outputs; the transmitter's multiplexers lie between registers.
         m = Module()
         soc = self.regmap.soc
         regmap = self.regmap
@@ -275,7 +275,6 @@ class ProtocolEngine(wiring.Component):
         is_read = Signal()
         is_write = Signal()
         type_known = Signal()
-        rlen_lo = Signal(8)
         len_read_ok = Signal()
         len_write_ok = Signal()
         left_last = Signal()         # the byte taken next is the last of the payload
@@ -314,7 +313,8 @@ class ProtocolEngine(wiring.Component):
         rx_words = Signal(range(max_burst + 1))     # write words received
         exec_idx = Signal(range(max_burst + 1))     # write words applied
         exec_last = Signal()         # the word being applied is the last
-        left = Signal(range(4 + 4 * max_burst))     # payload bytes still to come (once valid)
+        # Payload bytes still to come (once LEN is valid); LEN's low byte until its high byte.
+        left = Signal(range(max(256, 4 + 4 * max_burst)))
 
         m.submodules.write_buffer = buffer = BlockRAM(WORD_BITS, max(2, max_burst))
         # The buffer's output holds the word being written.
@@ -353,11 +353,11 @@ class ProtocolEngine(wiring.Component):
             with m.State("LEN0"):
                 m.d.comb += accepting.eq(1)
                 with m.If(take):
-                    m.d.sync += rlen_lo.eq(byte)
+                    m.d.sync += left[:8].eq(byte)      # LEN's low byte, checked with its high
                     m.next = "LEN1"
             with m.State("LEN1"):
                 m.d.comb += accepting.eq(1)
-                length = Cat(rlen_lo, byte)
+                length = Cat(left[:8], byte)
                 with m.If(take):
                     m.d.sync += [
                         left.eq(length), left_last.eq(length == 1),
