@@ -254,7 +254,8 @@ class ProtocolEngine(wiring.Component):
         # The receiver names the kind of response and waits; the transmitter builds it from
         # the receiver's registers (tag, address, count, code), which hold still meanwhile.
         resp_req = Signal()          # the receiver waits in RESPOND while high
-        resp_done = Signal()         # the transmitter has taken the whole response
+        resp_done = Signal()         # the transmitter took the whole response (a cycle ago)
+        m.d.sync += resp_done.eq(0)
         resp_read = Signal()         # READ_DATA
         resp_ack = Signal()          # WRITE_ACK (neither: ERROR)
 
@@ -591,7 +592,8 @@ class ProtocolEngine(wiring.Component):
         with m.FSM(name="tx_fsm"):
             with m.State("IDLE"):
                 m.d.comb += tx_idle.eq(1)
-                with m.If(resp_req):
+                # The receiver clears resp_req in this cycle if resp_done is high.
+                with m.If(resp_req & ~resp_done):
                     m.next = "RESPONSE"
                 with m.Elif(events.level != 0):
                     m.d.sync += [n_left.eq(Mux(_at_least(events.level, n_per_frame + 1),
@@ -653,9 +655,10 @@ class ProtocolEngine(wiring.Component):
                     m.d.sync += [tcrc_idx.eq(0), in_crc.eq(1)]
                     m.next = "CRC"
             with m.State("CRC"):
+                # resp_done is registered: the end of a response reaches the receiver's
+                # state machine from a flip-flop, not through the queue's space.
                 with m.If(space & (tcrc_idx == CRC_BYTES - 1)):
-                    m.d.comb += resp_done.eq(is_resp)
-                    m.d.sync += in_crc.eq(0)
+                    m.d.sync += [resp_done.eq(is_resp), in_crc.eq(0)]
                     m.next = "IDLE"
 
         m.d.comb += self.busy.eq(~hunting | byte_valid | ~tx_idle | (queued != 0) | bus.r_stb

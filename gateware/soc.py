@@ -311,11 +311,19 @@ class UartHeraldSoC(wiring.Component):
             buffer.w_data.eq(uart.rx.payload),
             buffer.w_en.eq(uart.rx.valid),
             uart.rx.ready.eq(buffer.w_rdy),
-            soc.rx.payload.eq(buffer.r_data),
-            soc.rx.valid.eq(buffer.r_rdy),
-            buffer.r_en.eq(soc.rx.ready),
             soc.rx_lost.eq(uart.lost),
         ]
+        # One byte register between the buffer and the engine, taken from the buffer while
+        # it is empty: the buffer's read enable comes from a flip-flop, not through the
+        # engine's receiver. A byte per two cycles is 16 times the UART's rate at most.
+        held = Signal(8)
+        holding = Signal()
+        m.d.comb += [buffer.r_en.eq(~holding), soc.rx.payload.eq(held),
+                     soc.rx.valid.eq(holding)]
+        with m.If(~holding & buffer.r_rdy):
+            m.d.sync += [held.eq(buffer.r_data), holding.eq(1)]
+        with m.Elif(holding & soc.rx.ready):
+            m.d.sync += holding.eq(0)
         wiring.connect(m, soc.tx, uart.tx)
         for name, member in self.signature.members.items():
             if name in ("rx_pin", "tx_pin"):
