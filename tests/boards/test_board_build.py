@@ -439,11 +439,12 @@ def test_board_ulx3s(capsys):
     build_board(ULX3S)          # checks timing: raises TimingError below the target clock
 
 
-@pytest.mark.xfail(raises=FitError, strict=True, reason=(
-    "the single-click build does not fit the iCE40UP5K yet: 3794 LUT4 and 2944 FF after "
-    "synthesis, 5304 logic cells for 5280, and a placeable design needs about 85 % "
-    "(docs/boards.md); strict, so this fails once it fits"))
 def test_board_icebreaker():
+    """The iCEBreaker build fits the UP5K and meets 48 MHz; its report is parsed."""
     result = build_board(ICEBREAKER)     # raises FitError, or TimingError below 48 MHz
     assert result.brams == result.cells["ICESTORM_RAM"] and result.brams.used > 0
+    assert result.bitstream.endswith(".bin") and result.seed in ICEBREAKER.seeds
+    for bel, use in result.cells.items():
+        assert use.used <= use.available, bel
+    assert 1000 < result.luts < 5280 and 1000 < result.ffs < 5280
     assert result.timing_met and result.target_mhz == 48.0
