@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from .layouts import (CLASS_MANY, HERALD_LATENCY, RECORD_LATENCY, RUN_START_LATENCY,
                       START_LATENCY, STOP_LATENCY, CoreParameters, Reason, RecordKind)
+from .memory import is_ice40
 
 __all__ = ["HeraldCore"]
 
@@ -258,9 +259,12 @@ class HeraldCore(wiring.Component):
             return reg
 
         def offset_is(name, at):
-            """offset_ahead == at, as a tree of LUTs: each pair of bits compared in a net
-            that synthesis keeps, so that its mapper, which sees slack here next to the long
-            carry chains, cannot fold the comparison into a chain of 7 LUTs."""
+            """offset_ahead == at; on the iCE40 as a tree of LUTs: each pair of bits compared
+            in a net that synthesis keeps, so that its mapper, which sees slack here next to
+            the long carry chains, cannot fold the comparison into a chain of 7 LUTs. Not
+            elsewhere: a simulator evaluates every kept net each cycle."""
+            if not is_ice40(platform):
+                return offset_ahead == at
             pairs = []
             for i in range(0, len(offset_ahead), 2):
                 pair = Signal(name=f"{name}_eq{i // 2}", attrs={"keep": 1})

@@ -38,6 +38,10 @@ def is_ecp5(platform):
     return _family(platform) == "ecp5"
 
 
+def is_ice40(platform):
+    return _family(platform) == "ice40"
+
+
 def read_latency(platform, distributed=False):
     """Cycles from ``r_en`` to ``r_data`` on ``platform`` (of a ``distributed`` BlockRAM)."""
     return 2 if is_ecp5(platform) and not distributed else 1
