@@ -135,15 +135,7 @@ class SimTransport(Transport):
         from amaranth.sim import Simulator
 
         from ..gateware.soc import HeraldSoC
-        self.url = "sim://"
-        self.params = params
-        self.click_source = click_source or NoClicks()
-        self.chunk = chunk
-        self.soc = soc = HeraldSoC(params)
-        self.cycle = 0
-        self._to_device = bytearray()
-        self._from_device = bytearray()
-        self._closed = False
+
         core = params.core
         for output, channel in wires:
             if not (0 <= output < core.n_outputs and 0 <= channel < core.n_channels):
@@ -154,6 +146,15 @@ class SimTransport(Transport):
         if wires and wire_delay < 1:
             raise ValueError(f"wires: output_latency + frontend_latency is {wire_delay}; a "
                              f"wire needs at least 1 cycle (a board's registers)")
+        self.url = "sim://"
+        self.params = params
+        self.click_source = click_source or NoClicks()
+        self.chunk = chunk
+        self.soc = soc = HeraldSoC(params)
+        self.cycle = 0
+        self._to_device = bytearray()
+        self._from_device = bytearray()
+        self._closed = False
         sim = self._sim = Simulator(soc)
         sim.add_clock(1 / params.clk_freq)
 

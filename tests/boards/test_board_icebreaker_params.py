@@ -103,3 +103,14 @@ def test_loopback_selftest_with_trig0_wired_to_clicks0():
     assert [check[:2] for check in report.checks] == [
         ("attempts", 300), ("heralds of outcome 1 (trig[0] came back on clicks[0])", 300),
         ("heralds whose click was not at core offset 8", 0)]
+
+
+def test_a_wire_the_device_cannot_have_is_refused():
+    with pytest.raises(ValueError, match=r"wires: \(2, 0\) names trig\[2\] -> clicks\[0\]; the "
+                                         r"device has 2 outputs and 2 channels"):
+        SimTransport(ICEBREAKER.soc_params, wires=[(2, 0)])
+    # Without a board's registers the pulse would have to come back in the cycle it leaves.
+    bare = dataclasses.replace(ICEBREAKER.soc_params, output_latency=0, frontend_latency=0)
+    with pytest.raises(ValueError, match="output_latency \\+ frontend_latency is 0; a wire "
+                                         "needs at least 1 cycle"):
+        SimTransport(bare, wires=[(0, 0)])
