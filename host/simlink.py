@@ -190,8 +190,11 @@ class SimTransport(Transport):
                 _, _, rx_ready, tx_valid, tx_byte, trig = await ctx.tick().sample(
                     soc.rx.ready, soc.tx.valid, soc.tx.payload, soc.trig)
                 if wires:
-                    returning.append(sum(1 << channel for output, channel in wires
-                                         if trig >> output & 1))
+                    back = 0        # two outputs wired to one channel drive the same bit
+                    for output, channel in wires:
+                        if trig >> output & 1:
+                            back |= 1 << channel
+                    returning.append(back)
                 if valid and rx_ready:
                     del self._to_device[0]
                 if tx_valid:

@@ -105,6 +105,19 @@ def test_loopback_selftest_with_trig0_wired_to_clicks0():
         ("heralds whose click was not at core offset 8", 0)]
 
 
+def test_two_outputs_wired_to_one_channel_are_one_pulse_there():
+    # trig[0] and trig[1] both wired to clicks[0], both high for the same two cycles: one
+    # click on detector 0 per attempt, none on detector 1.
+    params = ICEBREAKER.soc_params
+    with Controller(SimTransport(params, wires=[(0, 0), (1, 0)])) as ctl:
+        ctl.configure(Config(period_ns=32 * CYCLE_NS, windows_ns=[(3 * CYCLE_NS, 4 * CYCLE_NS)],
+                             outputs_ns=[(3 * CYCLE_NS, 5 * CYCLE_NS)] * 2,
+                             protocol="single-click"))
+        result = ctl.run(attempts=50)
+    assert result.counters.clicks_in_window == [50, 0]
+    assert result.counters.clicks_out_of_window == [0, 0]
+
+
 def test_a_wire_the_device_cannot_have_is_refused():
     with pytest.raises(ValueError, match=r"wires: \(2, 0\) names trig\[2\] -> clicks\[0\]; the "
                                          r"device has 2 outputs and 2 channels"):
