@@ -418,13 +418,12 @@ def _run_build(board, name, plan, folder, digest):
             if not exc.placement:
                 raise
             seeds_tried[seed] = UNPLACED
-            if last and result is not None:
+            if not last:
+                continue
+            if result is not None:
                 break               # an earlier seed's placement (short of timing) stays
-            if last:
-                raise FitError(f"{exc} Placement seeds tried: {_format_seeds(seeds_tried)}.",
-                               exc.board, exc.cells, exc.luts, exc.ffs,
-                               placement=True) from None
-            continue
+            raise FitError(f"{exc} Placement seeds tried: {_format_seeds(seeds_tried)}.",
+                           exc.board, exc.cells, exc.luts, exc.ffs, placement=True) from None
         result = read_build(board, name, folder, digest, time.monotonic() - started)
         result.seed = seed          # the bitstream is the last placed seed's
         seeds_tried[seed] = result.fmax_mhz
@@ -490,13 +489,16 @@ def _raise_if_not_fitting(board, name, folder):
     stat = parse_yosys_stat((folder / f"{name}.rpt").read_text(errors="replace"))
     luts, ffs = count_luts_ffs(stat)
     device = board.platform.device
-    # The logic cells: the most numerous bel, whose use is what placement is short of.
-    fullest = max(cells.items(), key=lambda item: item[1].available, default=None)
-    detail = ", ".join(f"{bel} {use.used} / {use.available} ({use.percent:.0f} %)"
-                       for bel, use in over.items()) or (
-        f"nextpnr found no legal placement ({marker!r}) with "
-        f"{fullest[0]} {fullest[1].used} / {fullest[1].available} "
-        f"({fullest[1].percent:.0f} %)" if fullest else "placement ran out of bels")
+    if over:
+        detail = ", ".join(f"{bel} {use.used} / {use.available} ({use.percent:.0f} %)"
+                           for bel, use in over.items())
+    elif cells:
+        # The logic cells: the most numerous bel, whose use is what placement is short of.
+        bel, use = max(cells.items(), key=lambda item: item[1].available)
+        detail = (f"nextpnr found no legal placement ({marker!r}) with {bel} {use.used} / "
+                  f"{use.available} ({use.percent:.0f} %)")
+    else:
+        detail = "placement ran out of bels"
     raise FitError(f"{board.name}: the design does not fit the {device}: {detail}; "
                    f"after synthesis {luts} LUT4 and {ffs} FF.", board.name, cells, luts, ffs,
                    placement=not over)
